@@ -1,0 +1,563 @@
+package io.duckguard.runtime.capture;
+
+import io.duckguard.runtime.config.AgentConfig;
+import io.duckguard.runtime.crypto.CorruptObjectException;
+import io.duckguard.runtime.repository.CommitMark;
+import io.duckguard.runtime.repository.DatabaseHistory;
+import io.duckguard.runtime.repository.Manifest;
+import io.duckguard.runtime.repository.WalLog;
+import io.duckguard.runtime.repository.WalRecord;
+import io.duckguard.runtime.snapshot.Snapshotter;
+import io.duckguard.runtime.util.Log;
+import io.duckguard.runtime.util.Threads;
+import io.duckguard.runtime.wal.WalScanner;
+import java.io.File;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.file.Path;
+import java.sql.Connection;
+import java.sql.SQLException;
+import java.sql.Statement;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.Collections;
+import java.util.IdentityHashMap;
+import java.util.List;
+import java.util.Objects;
+import java.util.Properties;
+import java.util.Set;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.locks.LockSupport;
+import org.HdrHistogram.Histogram;
+import org.HdrHistogram.Recorder;
+
+/**
+ * One protected DuckDB database instance (one file) in this JVM: owns its checkpoints and ships its WAL.
+ *
+ * <p>Threads. App threads call {@link #beforeCall()} / {@link #afterCall()} around each JDBC call that may commit:
+ * the first passes the checkpoint gate, the second notes the WAL's new size and, in sync mode, waits until every
+ * commit in it is durable in the repository. One thread per database, {@code duckguard-wal-NAME} (the shipper),
+ * does everything else, so the epoch state needs no locks: it reconciles with the repository at start, ships
+ * new WAL bytes (one record + one fdatasync per batch: group commit), detects checkpoints it did not drive, runs
+ * the agent's own checkpoints and takes the snapshot that opens each new epoch. It publishes what is durable
+ * as an immutable {@link ShipState}; waiters compare it with what they saw.
+ *
+ * <p>Why waiters compare the WAL's file identity and not only its size: after a checkpoint DuckDB deletes the
+ * WAL and the next commit creates a new file whose offsets start again at 0. A size alone could then look
+ * "already shipped". So a waiter is done only when the shipper has that very file open, its base snapshot is
+ * stored, and everything up to the size the waiter saw is durable.
+ */
+public final class ProtectedDatabase {
+    /** What is durable in the repository now. walKey null = no WAL file in this epoch yet. */
+    record ShipState(long epoch, Object walKey, long coveredTo, boolean baseStored) {
+        boolean covers(Object key, long size) {
+            return baseStored && Objects.equals(walKey, key) && coveredTo >= size;
+        }
+    }
+
+    private static final long GATE_TIMEOUT_MS = 2000;
+    private static final long HEADER_CHECK_INTERVAL_NS = 50_000_000L;
+
+    final String name;
+    final Path dbPath;
+    final Path walPath;
+    private final File walFile;
+    private final AgentConfig cfg;
+    private final DatabaseHistory history;
+    private final CommitGate gate = new CommitGate();
+    private final CommitClock clock = new CommitClock();
+    private final Set<Object> appConnections = Collections.newSetFromMap(new IdentityHashMap<>());
+    private final Connection agentConn;
+    private final String duckdbVersion;
+    private final Object durableSignal = new Object();
+    private final Thread shipper;
+    private final long pollNanos;
+
+    private volatile ShipState state = new ShipState(0, null, 0, false);
+    private volatile boolean stopping;
+    private volatile boolean closed;
+    private volatile int waiters;
+
+    // Health and metrics (read by JMX from any thread).
+    private volatile String alarm; // null = healthy
+    private final AtomicLong agentErrors = new AtomicLong();
+    private final AtomicLong syncTimeouts = new AtomicLong();
+    private final AtomicLong commitsShipped = new AtomicLong();
+    private volatile long lastShippedCommitTime;
+    private volatile long lastSnapshotTime;
+    private volatile long snapshotCount;
+    private volatile long checkpointCount;
+    private final Recorder syncWaitMicros = new Recorder(3);
+    private Histogram syncWaitInterval;
+
+    // Shipper-thread state: the current epoch.
+    private HeldFiles.Held db;
+    private HeldFiles.Held wal;
+    private WalLog.Writer writer;
+    private long epoch;
+    private long shippedEnd;
+    private byte[] baseHeaderSha;
+    private Manifest lastManifest;
+    private long epochStartNanos;
+    private long lastHeaderCheck;
+    private long nextCheckpointAttempt;
+    private boolean checkpointRequested;
+    private byte[] readBuf = new byte[1 << 16];
+
+    private ProtectedDatabase(String name, Path dbPath, AgentConfig cfg, DatabaseHistory history, Connection agentConn,
+                              String duckdbVersion) {
+        this.name = name;
+        this.dbPath = dbPath;
+        this.walPath = Path.of(dbPath + ".wal");
+        this.walFile = walPath.toFile();
+        this.cfg = cfg;
+        this.history = history;
+        this.agentConn = agentConn;
+        this.duckdbVersion = duckdbVersion;
+        this.pollNanos = cfg.mode == AgentConfig.Mode.SYNC ? 20_000_000L
+                : Math.max(5_000_000L, cfg.maxLag.toNanos() / 5);
+        this.shipper = Threads.start("wal-" + name, this::shipLoop);
+    }
+
+    /**
+     * Takes over a database instance the app just opened, on the app's thread, before the app's first statement:
+     * duplicates the app's connection, applies the checkpoint-owning settings through it, records the database in
+     * the repository and starts the shipper. Throws if the instance cannot be protected (the caller reports it).
+     */
+    static ProtectedDatabase start(Object appConnection, Path dbPath, AgentConfig cfg,
+                                   io.duckguard.runtime.repository.Repository repo) throws SQLException, IOException {
+        String name = dbPath.getFileName().toString();
+        DatabaseHistory history = repo.database(name);
+        if (history.exists()) {
+            String source = history.info().getProperty("source-path", "");
+            if (!source.isEmpty() && !source.equals(dbPath.toString())) {
+                throw new IOException("repository " + repo.root() + " already protects database '" + name + "' from "
+                        + source + ", not " + dbPath + "; give this database its own repository");
+            }
+        }
+        Connection agentConn = DuckDbAccess.duplicate(appConnection);
+        try {
+            DuckDbAccess.takeOverCheckpoints(agentConn);
+            String version = DuckDbAccess.version(agentConn);
+            Properties info = history.exists() ? history.info() : new Properties();
+            info.setProperty("name", name);
+            info.setProperty("source-path", dbPath.toString());
+            info.setProperty("duckdb-version", version);
+            info.setProperty("duckdb-jar", DuckDbAccess.driverJar(appConnection));
+            history.writeInfo(info);
+            return new ProtectedDatabase(name, dbPath, cfg, history, agentConn, version);
+        } catch (SQLException | IOException | RuntimeException e) {
+            try {
+                agentConn.close();
+            } catch (SQLException ignored) {
+                // we are already failing
+            }
+            throw e;
+        }
+    }
+
+    // ------------------------------------------------------------------ app threads
+
+    synchronized void addAppConnection(Object c) {
+        appConnections.add(c);
+    }
+
+    /** Returns how many app connections remain open. */
+    synchronized int removeAppConnection(Object c) {
+        appConnections.remove(c);
+        return appConnections.size();
+    }
+
+    void beforeCall() {
+        try {
+            gate.enter();
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+    }
+
+    void afterCall() {
+        gate.exit();
+        long len = walFile.length(); // one stat; 0 when there is no WAL
+        ShipState st = state;
+        if (len == 0 && st.walKey() == null && st.baseStored()) return; // nothing written in this epoch
+        clock.note(len);
+        if (cfg.mode == AgentConfig.Mode.ASYNC) return; // the shipper polls well within max-lag
+        Object key = HeldFiles.keyOf(walPath);
+        long size = key == null ? 0 : walFile.length();
+        if (st.covers(key, size)) return;
+        waitDurable(key, size);
+    }
+
+    private void waitDurable(Object key, long size) {
+        long t0 = System.nanoTime();
+        LockSupport.unpark(shipper);
+        long deadline = t0 + cfg.syncTimeout.toNanos();
+        synchronized (durableSignal) {
+            waiters++;
+            try {
+                while (!state.covers(key, size) && !closed) {
+                    if (alarm != null && cfg.syncFailure == AgentConfig.SyncFailure.DEGRADE) {
+                        syncTimeouts.incrementAndGet();
+                        return; // documented policy: with the backup volume failing, keep trading (async behaviour)
+                    }
+                    long left = deadline - System.nanoTime();
+                    if (left <= 0) {
+                        if (cfg.syncFailure == AgentConfig.SyncFailure.WAIT) {
+                            deadline = System.nanoTime() + cfg.syncTimeout.toNanos();
+                            Log.warn(name + ": a commit has waited " + cfg.syncTimeout + " to become durable (sync-failure=wait)");
+                            continue;
+                        }
+                        syncTimeouts.incrementAndGet();
+                        Log.warn(name + ": commit not durable in the repository after " + cfg.syncTimeout
+                                + "; returning to the app (sync-failure=degrade)");
+                        return;
+                    }
+                    durableSignal.wait(Math.max(1, Math.min(left / 1_000_000L, 100)));
+                }
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            } finally {
+                waiters--;
+                syncWaitMicros.recordValue(Math.max(0, (System.nanoTime() - t0) / 1000));
+            }
+        }
+    }
+
+    /**
+     * The app closed its last connection: ship what is left, stop the shipper, close the agent's connection (which
+     * closes the instance; checkpoint on shutdown is off, so the WAL stays and the epoch continues at the next open).
+     */
+    void shutdown() {
+        stopping = true;
+        LockSupport.unpark(shipper);
+        try {
+            shipper.join(60_000);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+        closed = true;
+        synchronized (durableSignal) {
+            durableSignal.notifyAll();
+        }
+        try {
+            agentConn.close();
+        } catch (SQLException e) {
+            Log.warn(name + ": closing the agent connection: " + e.getMessage());
+        }
+        HeldFiles.releaseIfUnlinked(walPath, wal);
+    }
+
+    boolean isClosed() {
+        return closed;
+    }
+
+    /** Ask for a checkpoint at the next opportunity (JMX checkpointNow). */
+    void requestCheckpoint() {
+        checkpointRequested = true;
+        LockSupport.unpark(shipper);
+    }
+
+    // ------------------------------------------------------------------ the shipper thread
+
+    private void shipLoop() {
+        boolean started = false;
+        while (!stopping) {
+            try {
+                if (!started) {
+                    reconcile();
+                    started = true;
+                    clearAlarm();
+                }
+                cycle();
+                if (alarm != null) clearAlarm();
+            } catch (Throwable t) {
+                raise(started ? "shipping failed: " + t.getMessage() : "cannot start protecting: " + t.getMessage(), t);
+                LockSupport.parkNanos(1_000_000_000L);
+                continue;
+            }
+            LockSupport.parkNanos(pollNanos);
+        }
+        if (started) {
+            try {
+                ship(); // the last commits before the app closed the database
+            } catch (Throwable t) {
+                raise("final shipping failed: " + t.getMessage(), t);
+            }
+        }
+        try {
+            if (writer != null) writer.close();
+        } catch (IOException ignored) {
+            // the log is already durable up to its last record
+        }
+    }
+
+    /** One round: notice foreign checkpoints, ship new commits, checkpoint if due. */
+    private void cycle() throws Exception {
+        long now = System.nanoTime();
+        if (now - lastHeaderCheck > HEADER_CHECK_INTERVAL_NS) {
+            lastHeaderCheck = now;
+            if (foreignCheckpointHappened()) {
+                handleForeignCheckpoint();
+                return;
+            }
+        }
+        ship();
+        if (checkpointDue(now)) agentCheckpoint();
+    }
+
+    private boolean checkpointDue(long now) {
+        if (now < nextCheckpointAttempt) return false;
+        if (checkpointRequested) return true;
+        if (shippedEnd == 0) return false; // nothing committed in this epoch yet
+        return now - epochStartNanos >= cfg.checkpointInterval.toNanos() || shippedEnd >= cfg.checkpointWalSize;
+    }
+
+    /** Start: continue the repository's latest epoch if this file is still its base, else open a new one. */
+    private void reconcile() throws Exception {
+        db = HeldFiles.acquire(dbPath);
+        if (db == null) throw new IOException("database file " + dbPath + " does not exist");
+        byte[] header = Snapshotter.headerSha(db.channel());
+        List<Long> epochs = history.epochs();
+        long latest = -1;
+        for (int i = epochs.size() - 1; i >= 0; i--) {
+            if (history.hasManifest(epochs.get(i))) {
+                latest = epochs.get(i);
+                break;
+            }
+        }
+        if (latest >= 0) {
+            Manifest m = history.readManifest(latest);
+            lastManifest = m;
+            if (Arrays.equals(m.headerSha256(), header) && m.fileSize() == db.channel().size()) {
+                if (!history.hasWalLog(latest)) history.createWalLog(latest, m.fileSha256());
+                WalLog.Contents shipped = history.readWalLog(latest);
+                wal = HeldFiles.acquire(walPath);
+                if (shipped.walEnd() == 0 || walContinues(shipped)) {
+                    epoch = latest;
+                    writer = history.openWalLogForAppend(latest);
+                    shippedEnd = shipped.walEnd();
+                    baseHeaderSha = header;
+                    epochStartNanos = System.nanoTime();
+                    publish(wal == null ? null : wal.key(), shippedEnd);
+                    Log.info(name + ": continuing epoch " + epoch + " (" + shipped.commitCount() + " commits already shipped)");
+                    return;
+                }
+                Log.info(name + ": the WAL on disk does not continue what epoch " + latest + " shipped; opening a new epoch");
+            }
+        }
+        epoch = (epochs.isEmpty() ? 0 : epochs.get(epochs.size() - 1)) + 1;
+        if (wal == null) wal = HeldFiles.acquire(walPath);
+        newBase(epochs.isEmpty() ? "first snapshot" : "agent start");
+    }
+
+    /** Whether the WAL on disk starts with exactly the bytes the repository already holds for this epoch. */
+    private boolean walContinues(WalLog.Contents shipped) throws IOException {
+        if (wal == null || wal.channel().size() < shipped.walEnd()) return false;
+        for (WalRecord r : shipped.records()) {
+            ByteBuffer b = ByteBuffer.allocate(r.walBytes().length);
+            readFully(b, r.walStart());
+            if (!Arrays.equals(b.array(), r.walBytes())) return false;
+        }
+        return true;
+    }
+
+    /**
+     * Snapshot the database file as the base of {@link #epoch}, write its manifest, create its WAL log, then ship
+     * whatever WAL this epoch already has. Until this completes, sync-mode commits of the epoch wait.
+     */
+    private void newBase(String reason) throws Exception {
+        for (int attempt = 1; ; attempt++) {
+            try {
+                Manifest m = Snapshotter.snapshot(history.repository(), db.channel(), epoch, lastManifest, duckdbVersion, reason);
+                history.writeManifest(m);
+                history.createWalLog(epoch, m.fileSha256());
+                if (writer != null) writer.close();
+                writer = history.openWalLogForAppend(epoch);
+                lastManifest = m;
+                baseHeaderSha = m.headerSha256();
+                shippedEnd = 0;
+                epochStartNanos = System.nanoTime();
+                lastSnapshotTime = m.createdMillis();
+                snapshotCount++;
+                publish(null, 0);
+                ship();
+                return;
+            } catch (Snapshotter.ConcurrentCheckpointException e) {
+                if (attempt >= 5) throw e;
+                Log.info(name + ": database changed during snapshot " + epoch + " (a checkpoint); taking it again");
+            }
+        }
+    }
+
+    /** Ship every complete commit the current WAL file holds beyond what is shipped. */
+    private void ship() throws Exception {
+        if (writer == null) return; // the epoch's base is not stored yet
+        if (wal == null) {
+            wal = HeldFiles.acquire(walPath);
+            if (wal == null) {
+                publish(null, 0);
+                return;
+            }
+        }
+        long size = wal.channel().size();
+        if (size > shippedEnd) {
+            int len = (int) Math.min(size - shippedEnd, Integer.MAX_VALUE - 16);
+            if (readBuf.length < len) readBuf = new byte[Math.max(len, readBuf.length * 2)];
+            ByteBuffer b = ByteBuffer.wrap(readBuf, 0, len);
+            readFully(b, shippedEnd);
+            WalScanner.Result r = WalScanner.scan(readBuf, len, shippedEnd);
+            if (r.rowGroupData) {
+                // Optimistic writes were on before duckguard's settings (attached to a running app): this WAL
+                // points into the database file and cannot be replayed onto a copy. Take a new base instead.
+                Log.warn(name + ": WAL holds optimistic-write block pointers; checkpointing to take a new base");
+                checkpointRequested = true;
+                return;
+            }
+            if (r.count > 0) {
+                long now = System.currentTimeMillis();
+                List<CommitMark> marks = new ArrayList<>(r.count);
+                for (int i = 0; i < r.count; i++) marks.add(new CommitMark(r.commitEnds[i], clock.timeOf(r.commitEnds[i], now)));
+                long end = r.lastCommitEnd(shippedEnd);
+                writer.append(shippedEnd, end, marks, readBuf, 0, (int) (end - shippedEnd));
+                shippedEnd = end;
+                commitsShipped.addAndGet(r.count);
+                lastShippedCommitTime = marks.get(marks.size() - 1).timeMillis();
+            }
+        }
+        publish(wal.key(), size);
+    }
+
+    private void readFully(ByteBuffer b, long pos) throws IOException {
+        while (b.hasRemaining()) {
+            int n = wal.channel().read(b, pos);
+            if (n < 0) throw new IOException("WAL " + walPath + " ended early");
+            pos += n;
+        }
+    }
+
+    private void publish(Object walKey, long coveredTo) {
+        ShipState next = new ShipState(epoch, walKey, coveredTo, writer != null);
+        ShipState prev = state;
+        if (next.equals(prev)) return;
+        state = next;
+        if (waiters > 0) {
+            synchronized (durableSignal) {
+                durableSignal.notifyAll();
+            }
+        }
+    }
+
+    private boolean foreignCheckpointHappened() throws IOException {
+        if (!Arrays.equals(Snapshotter.headerSha(db.channel()), baseHeaderSha)) return true;
+        return wal != null && !Objects.equals(HeldFiles.keyOf(walPath), wal.key());
+    }
+
+    /**
+     * The agent's checkpoint: hold new calls at the gate, ship the WAL tail, CHECKPOINT, ship whatever reached the
+     * old WAL meanwhile (through the channel we still hold on the deleted file), open the next epoch, release the
+     * gate, then snapshot the new base.
+     */
+    private void agentCheckpoint() throws Exception {
+        checkpointRequested = false;
+        if (!gate.close(GATE_TIMEOUT_MS)) {
+            Log.debug(name + ": checkpoint postponed: calls in flight did not finish");
+            nextCheckpointAttempt = System.nanoTime() + 1_000_000_000L;
+            return;
+        }
+        try {
+            ship();
+            try (Statement s = agentConn.createStatement()) {
+                s.execute("CHECKPOINT");
+            } catch (SQLException e) {
+                // "other write transactions active": an app transaction holds uncommitted updates. Try again soon.
+                nextCheckpointAttempt = System.nanoTime() + 1_000_000_000L;
+                Log.debug(name + ": checkpoint postponed: " + e.getMessage());
+                return;
+            }
+            checkpointCount++;
+            closeEpoch();
+        } finally {
+            gate.open();
+        }
+        newBase("checkpoint");
+    }
+
+    /** A checkpoint duckguard did not drive (app SQL CHECKPOINT, ...). Keep the chain restorable: new base now. */
+    private void handleForeignCheckpoint() throws Exception {
+        Log.warn(name + ": the database was checkpointed by someone else (app CHECKPOINT?); taking a new base");
+        if (!gate.close(GATE_TIMEOUT_MS)) return; // the checkpointing call is still running; look again soon
+        try {
+            closeEpoch();
+        } finally {
+            gate.open();
+        }
+        newBase("foreign checkpoint");
+    }
+
+    /** Ship the rest of the old WAL (still readable through our channel) and close this epoch. */
+    private void closeEpoch() throws Exception {
+        if (wal != null && writer != null) {
+            if (Objects.equals(HeldFiles.keyOf(walPath), wal.key())) {
+                throw new IOException("after a checkpoint the WAL " + walPath + " is still the old file");
+            }
+            ship();
+        }
+        if (writer != null) writer.close();
+        writer = null;
+        HeldFiles.releaseIfUnlinked(walPath, wal);
+        wal = null;
+        clock.reset();
+        epoch++;
+        publish(null, 0);
+    }
+
+    // ------------------------------------------------------------------ health
+
+    private void raise(String reason, Throwable t) {
+        agentErrors.incrementAndGet();
+        if (!reason.equals(alarm)) Log.error(name + ": " + reason, t);
+        alarm = reason;
+        synchronized (durableSignal) {
+            durableSignal.notifyAll();
+        }
+    }
+
+    private void clearAlarm() {
+        if (alarm != null) Log.info(name + ": healthy again");
+        alarm = null;
+    }
+
+    private volatile long repoBytes = -1;
+    private volatile long repoBytesAt;
+
+    /** Walking the repository is not free: at most every 10 s. */
+    private long repositoryBytes() {
+        long now = System.nanoTime();
+        if (repoBytes < 0 || now - repoBytesAt > 10_000_000_000L) {
+            repoBytes = history.repository().sizeBytes();
+            repoBytesAt = now;
+        }
+        return repoBytes;
+    }
+
+    /** A consistent view for JMX; computed on demand from any thread. */
+    DatabaseStatusView status() {
+        ShipState st = state;
+        long walLen = walFile.length();
+        boolean sameFile = st.walKey() != null && Objects.equals(HeldFiles.keyOf(walPath), st.walKey());
+        long unshipped = sameFile ? Math.max(0, walLen - st.coveredTo()) : walLen;
+        long since = clock.oldestPendingSince(sameFile ? st.coveredTo() : 0);
+        long lag = unshipped > 0 && since > 0 ? System.currentTimeMillis() - since : 0;
+        Histogram h;
+        synchronized (syncWaitMicros) {
+            syncWaitInterval = syncWaitMicros.getIntervalHistogram(syncWaitInterval);
+            h = syncWaitInterval;
+        }
+        return new DatabaseStatusView(name, dbPath.toString(), alarm == null, alarm == null ? "ok" : alarm,
+                cfg.mode.name().toLowerCase(), lag, unshipped, lastShippedCommitTime,
+                repositoryBytes(), agentErrors.get(), st.epoch(), commitsShipped.get(),
+                syncTimeouts.get(), lastSnapshotTime, snapshotCount, checkpointCount,
+                h.getTotalCount() == 0 ? 0 : h.getValueAtPercentile(99) / 1000.0);
+    }
+}

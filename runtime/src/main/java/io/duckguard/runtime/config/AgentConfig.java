@@ -1,0 +1,229 @@
+package io.duckguard.runtime.config;
+
+import io.duckguard.runtime.util.Durations;
+import java.io.IOException;
+import java.io.Reader;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.LinkedHashMap;
+import java.util.Locale;
+import java.util.Map;
+import java.util.Properties;
+
+/**
+ * The agent's options. Sources, highest precedence first (the most specific wins):
+ * <ol>
+ *   <li>agent arguments {@code -javaagent:duckguard-agent.jar=k=v,k=v}</li>
+ *   <li>system properties {@code -Dduckguard.k=v}</li>
+ *   <li>environment {@code DUCKGUARD_K=v} (upper case, '.' and '-' become '_')</li>
+ *   <li>the properties file named by {@code config=FILE} (given in any of the above)</li>
+ *   <li>defaults</li>
+ * </ol>
+ * Every key must be known and every value valid; otherwise {@link #parse} throws one {@link ConfigException}
+ * naming the option, the source, and what would be accepted.
+ */
+public final class AgentConfig {
+    public enum Mode { SYNC, ASYNC }
+
+    public enum SyncFailure { DEGRADE, WAIT }
+
+    /** Known options and their defaults (null = no default). Order is the order of the documentation. */
+    static final Map<String, String> DEFAULTS = new LinkedHashMap<>();
+
+    static {
+        DEFAULTS.put("repository", null);
+        DEFAULTS.put("key-file", null);
+        DEFAULTS.put("encryption", "aes-256-gcm");
+        DEFAULTS.put("mode", "sync");
+        DEFAULTS.put("max-lag", "1s");
+        DEFAULTS.put("sync-timeout", "30s");
+        DEFAULTS.put("sync-failure", "degrade");
+        DEFAULTS.put("checkpoint.interval", "1m");
+        DEFAULTS.put("checkpoint.wal-size", "64MB");
+        DEFAULTS.put("required", "false");
+        DEFAULTS.put("jmx", "true");
+        DEFAULTS.put("debug", "false");
+        DEFAULTS.put("config", null);
+    }
+
+    private final Map<String, String> values;
+
+    public final Path repository;
+    public final Path keyFile;
+    public final boolean encrypted;
+    public final Mode mode;
+    public final Duration maxLag;
+    public final Duration syncTimeout;
+    public final SyncFailure syncFailure;
+    public final Duration checkpointInterval;
+    public final long checkpointWalSize;
+    public final boolean required;
+    public final boolean jmx;
+    public final boolean debug;
+
+    private AgentConfig(Map<String, String> v, Map<String, String> origin) throws ConfigException {
+        this.values = v;
+        this.required = bool(v, origin, "required");
+        String repo = v.get("repository");
+        if (repo == null || repo.isBlank()) {
+            throw new ConfigException("no repository given: add repository=/path/to/backup to the agent options");
+        }
+        this.repository = Path.of(repo).toAbsolutePath().normalize();
+        this.keyFile = v.get("key-file") == null ? null : Path.of(v.get("key-file")).toAbsolutePath().normalize();
+        String enc = v.get("encryption").toLowerCase(Locale.ROOT);
+        if (!enc.equals("aes-256-gcm") && !enc.equals("none")) {
+            throw bad(origin, "encryption", v.get("encryption"), "aes-256-gcm (default) or none");
+        }
+        this.encrypted = enc.equals("aes-256-gcm");
+        if (!encrypted && keyFile != null) {
+            throw new ConfigException("encryption=none and key-file=" + keyFile + " contradict each other; drop one");
+        }
+        this.mode = switch (v.get("mode").toLowerCase(Locale.ROOT)) {
+            case "sync" -> Mode.SYNC;
+            case "async" -> Mode.ASYNC;
+            default -> throw bad(origin, "mode", v.get("mode"), "sync or async");
+        };
+        this.syncFailure = switch (v.get("sync-failure").toLowerCase(Locale.ROOT)) {
+            case "degrade" -> SyncFailure.DEGRADE;
+            case "wait" -> SyncFailure.WAIT;
+            default -> throw bad(origin, "sync-failure", v.get("sync-failure"), "degrade or wait");
+        };
+        this.maxLag = duration(v, origin, "max-lag");
+        this.syncTimeout = duration(v, origin, "sync-timeout");
+        this.checkpointInterval = duration(v, origin, "checkpoint.interval");
+        try {
+            this.checkpointWalSize = Durations.parseSize(v.get("checkpoint.wal-size"));
+        } catch (IllegalArgumentException e) {
+            throw bad(origin, "checkpoint.wal-size", v.get("checkpoint.wal-size"), "a size such as 64MB");
+        }
+        this.jmx = bool(v, origin, "jmx");
+        this.debug = bool(v, origin, "debug");
+    }
+
+    public String get(String key) {
+        return values.get(key);
+    }
+
+    /** Parses the options from all sources; see the class comment for precedence. */
+    public static AgentConfig parse(String agentArgs, Properties sysProps, Map<String, String> env) throws ConfigException {
+        Map<String, String> fromArgs = parseArgs(agentArgs);
+        Map<String, String> fromSys = new LinkedHashMap<>();
+        for (String k : sysProps.stringPropertyNames()) {
+            if (k.startsWith("duckguard.") && !k.equals("duckguard.debug")) fromSys.put(k.substring("duckguard.".length()), sysProps.getProperty(k));
+        }
+        Map<String, String> fromEnv = new LinkedHashMap<>();
+        for (Map.Entry<String, String> e : env.entrySet()) {
+            if (e.getKey().startsWith("DUCKGUARD_")) fromEnv.put(envToKey(e.getKey()), e.getValue());
+        }
+        Map<String, String> origin = new LinkedHashMap<>();
+        check(fromArgs, "agent argument");
+        check(fromSys, "system property duckguard.");
+        check(fromEnv, "environment DUCKGUARD_");
+        String configFile = first("config", fromArgs, fromSys, fromEnv);
+        Map<String, String> fromFile = new LinkedHashMap<>();
+        if (configFile != null) {
+            Properties p = new Properties();
+            try (Reader r = Files.newBufferedReader(Path.of(configFile))) {
+                p.load(r);
+            } catch (IOException e) {
+                throw new ConfigException("cannot read config file " + configFile + ": " + e.getMessage());
+            }
+            for (String k : p.stringPropertyNames()) fromFile.put(k.trim(), p.getProperty(k).trim());
+            check(fromFile, "config file " + configFile + ": ");
+        }
+        Map<String, String> merged = new LinkedHashMap<>(DEFAULTS);
+        layer(merged, origin, fromFile, "config file " + configFile);
+        layer(merged, origin, fromEnv, "environment");
+        layer(merged, origin, fromSys, "system property");
+        layer(merged, origin, fromArgs, "agent argument");
+        return new AgentConfig(merged, origin);
+    }
+
+    /** Whether the raw options ask for {@code required=true}, readable even when the rest is invalid. */
+    public static boolean requiredRequested(String agentArgs, Properties sysProps, Map<String, String> env) {
+        String v = null;
+        try {
+            v = parseArgs(agentArgs).get("required");
+        } catch (ConfigException ignored) {
+            // fall through to the other sources
+        }
+        if (v == null) v = sysProps.getProperty("duckguard.required");
+        if (v == null) v = env.get("DUCKGUARD_REQUIRED");
+        return "true".equalsIgnoreCase(v == null ? null : v.trim());
+    }
+
+    static Map<String, String> parseArgs(String args) throws ConfigException {
+        Map<String, String> m = new LinkedHashMap<>();
+        if (args == null || args.isBlank()) return m;
+        for (String part : args.split(",")) {
+            if (part.isBlank()) continue;
+            int eq = part.indexOf('=');
+            if (eq <= 0) {
+                throw new ConfigException("agent argument '" + part + "' is not key=value (separate options with ',')");
+            }
+            m.put(part.substring(0, eq).trim(), part.substring(eq + 1).trim());
+        }
+        return m;
+    }
+
+    static String envToKey(String env) {
+        String k = env.substring("DUCKGUARD_".length()).toLowerCase(Locale.ROOT);
+        // Match against known keys, where '_' may stand for '.' or '-'.
+        for (String known : DEFAULTS.keySet()) {
+            if (known.replace('.', '_').replace('-', '_').equals(k)) return known;
+        }
+        return k;
+    }
+
+    private static void check(Map<String, String> m, String source) throws ConfigException {
+        for (String k : m.keySet()) {
+            if (!DEFAULTS.containsKey(k)) {
+                throw new ConfigException("unknown option '" + k + "' (" + source.trim() + "); known options: "
+                        + String.join(", ", DEFAULTS.keySet()));
+            }
+        }
+    }
+
+    private static void layer(Map<String, String> merged, Map<String, String> origin, Map<String, String> src, String name) {
+        for (Map.Entry<String, String> e : src.entrySet()) {
+            merged.put(e.getKey(), e.getValue());
+            origin.put(e.getKey(), name);
+        }
+    }
+
+    @SafeVarargs
+    private static String first(String key, Map<String, String>... maps) {
+        for (Map<String, String> m : maps) if (m.containsKey(key)) return m.get(key);
+        return null;
+    }
+
+    private static ConfigException bad(Map<String, String> origin, String key, String value, String expected) {
+        String from = origin.getOrDefault(key, "default");
+        return new ConfigException("invalid value '" + value + "' for option " + key + " (" + from + "): expected " + expected);
+    }
+
+    private static Duration duration(Map<String, String> v, Map<String, String> origin, String key) throws ConfigException {
+        try {
+            Duration d = Durations.parseDuration(v.get(key));
+            if (d.isNegative() || d.isZero()) throw new IllegalArgumentException();
+            return d;
+        } catch (IllegalArgumentException e) {
+            throw bad(origin, key, v.get(key), "a positive duration such as 500ms, 1s, 5m");
+        }
+    }
+
+    private static boolean bool(Map<String, String> v, Map<String, String> origin, String key) throws ConfigException {
+        String s = v.get(key).trim().toLowerCase(Locale.ROOT);
+        if (s.equals("true")) return true;
+        if (s.equals("false")) return false;
+        throw bad(origin, key, v.get(key), "true or false");
+    }
+
+    /** An invalid configuration; the message is the one line shown to the operator. */
+    public static final class ConfigException extends Exception {
+        public ConfigException(String m) {
+            super(m);
+        }
+    }
+}

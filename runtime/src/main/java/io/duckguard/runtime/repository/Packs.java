@@ -1,0 +1,128 @@
+package io.duckguard.runtime.repository;
+
+import io.duckguard.runtime.crypto.CorruptObjectException;
+import io.duckguard.runtime.util.AtomicFiles;
+import io.duckguard.runtime.util.Bytes;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
+import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.nio.file.StandardOpenOption;
+import java.security.SecureRandom;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+
+/**
+ * Pack files hold sealed snapshot blocks back to back (like restic's packs), so a snapshot of thousands of blocks
+ * costs a handful of fsyncs instead of one per block. Where each block is lives in the manifests, not in the pack.
+ */
+public final class Packs {
+    /** A pack is closed once it passes this size. */
+    static final long TARGET_PACK_BYTES = 64L << 20;
+
+    private Packs() {}
+
+    static Path path(Repository repo, String pack) {
+        return repo.packsDir().resolve(pack.substring(0, 2)).resolve(pack);
+    }
+
+    /** Reads, authenticates and checks one block (its content id must match what it decrypts to). */
+    public static byte[] readBlock(Repository repo, BlockRef ref) throws IOException, CorruptObjectException {
+        Path p = path(repo, ref.pack());
+        byte[] sealed = new byte[ref.storedLength()];
+        try (FileChannel ch = FileChannel.open(p, StandardOpenOption.READ)) {
+            ByteBuffer b = ByteBuffer.wrap(sealed);
+            long pos = ref.packOffset();
+            while (b.hasRemaining()) {
+                int n = ch.read(b, pos);
+                if (n < 0) throw new CorruptObjectException(ref.objectName() + " in pack " + ref.pack(), "pack is truncated");
+                pos += n;
+            }
+        } catch (NoSuchFileException e) {
+            throw new CorruptObjectException(ref.objectName(), "pack " + ref.pack() + " is missing");
+        }
+        byte[] plain = repo.codec().open(sealed, ref.objectName());
+        if (plain.length != ref.plainLength()
+                || !Arrays.equals(repo.codec().contentId(plain, 0, plain.length), ref.id())) {
+            throw new CorruptObjectException(ref.objectName(), "content does not match its id");
+        }
+        return plain;
+    }
+
+    /**
+     * Writes new packs for one snapshot. Single-threaded (callers serialize {@link #add}). Nothing it writes is
+     * referenced until {@link #finish} has made every pack durable under its final name; a crash before that
+     * leaves only temporary files, which garbage collection removes.
+     */
+    public static final class Writer implements AutoCloseable {
+        private final Repository repo;
+        private final SecureRandom random = new SecureRandom();
+        private final List<Path[]> written = new ArrayList<>(); // {tmp, final}
+        private FileChannel current;
+        private String currentName;
+        private long currentSize;
+        private long bytesWritten;
+
+        public Writer(Repository repo) {
+            this.repo = repo;
+        }
+
+        public BlockRef add(byte[] id, byte[] sealed, int plainLength) throws IOException {
+            if (current == null || currentSize >= TARGET_PACK_BYTES) roll();
+            long off = currentSize;
+            ByteBuffer b = ByteBuffer.wrap(sealed);
+            while (b.hasRemaining()) currentSize += current.write(b);
+            bytesWritten += sealed.length;
+            return new BlockRef(id, currentName, off, sealed.length, plainLength);
+        }
+
+        public long bytesWritten() {
+            return bytesWritten;
+        }
+
+        private void roll() throws IOException {
+            closeCurrent();
+            byte[] n = new byte[16];
+            random.nextBytes(n);
+            currentName = Bytes.hex(n);
+            Path fin = path(repo, currentName);
+            AtomicFiles.createDirectories(fin.getParent());
+            Path tmp = fin.resolveSibling(currentName + AtomicFiles.TMP_MARK + "pack");
+            current = FileChannel.open(tmp, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE);
+            currentSize = 0;
+            written.add(new Path[] {tmp, fin});
+        }
+
+        private void closeCurrent() throws IOException {
+            if (current != null) {
+                current.force(true);
+                current.close();
+                current = null;
+            }
+        }
+
+        /** Makes every pack durable under its final name. */
+        public void finish() throws IOException {
+            closeCurrent();
+            java.util.Set<Path> dirs = new java.util.HashSet<>();
+            for (Path[] tf : written) {
+                Files.move(tf[0], tf[1], StandardCopyOption.ATOMIC_MOVE);
+                dirs.add(tf[1].getParent());
+            }
+            for (Path d : dirs) AtomicFiles.fsyncDirectory(d);
+            written.clear();
+        }
+
+        @Override
+        public void close() throws IOException {
+            if (current != null) current.close();
+            current = null;
+            for (Path[] tf : written) Files.deleteIfExists(tf[0]); // an unfinished snapshot leaves nothing behind
+            written.clear();
+        }
+    }
+}

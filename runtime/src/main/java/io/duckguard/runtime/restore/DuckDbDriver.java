@@ -1,0 +1,78 @@
+package io.duckguard.runtime.restore;
+
+import java.io.IOException;
+import java.net.URL;
+import java.net.URLClassLoader;
+import java.nio.file.DirectoryStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.sql.Connection;
+import java.sql.Driver;
+import java.sql.SQLException;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Properties;
+
+/**
+ * A DuckDB JDBC driver for the CLI. duckguard never bundles DuckDB: restore uses the same duckdb_jdbc the app
+ * used (recorded in the repository), found in this order: {@code --duckdb-jar}, {@code DUCKGUARD_DUCKDB_JAR},
+ * the jar the app loaded, the local Maven repository for the recorded version, the class path.
+ */
+public final class DuckDbDriver {
+    private final Driver driver;
+    private final String origin;
+
+    private DuckDbDriver(Driver driver, String origin) {
+        this.driver = driver;
+        this.origin = origin;
+    }
+
+    public String origin() {
+        return origin;
+    }
+
+    public Connection connect(Path file) throws SQLException {
+        return driver.connect("jdbc:duckdb:" + file.toAbsolutePath(), new Properties());
+    }
+
+    /**
+     * @param explicit    a jar given by the operator, or null
+     * @param recordedJar the jar the protected app used (may be empty or gone)
+     * @param version     the DuckDB version that wrote the database, e.g. v1.5.6 (may be empty)
+     */
+    public static DuckDbDriver find(Path explicit, String recordedJar, String version) throws IOException {
+        List<Path> candidates = new ArrayList<>();
+        if (explicit != null) {
+            if (!Files.isRegularFile(explicit)) throw new IOException("--duckdb-jar " + explicit + " does not exist");
+            candidates.add(explicit);
+        }
+        String env = System.getenv("DUCKGUARD_DUCKDB_JAR");
+        if (env != null && !env.isBlank()) candidates.add(Path.of(env));
+        if (recordedJar != null && !recordedJar.isBlank()) candidates.add(Path.of(recordedJar));
+        if (version != null && version.startsWith("v")) {
+            Path m2 = Path.of(System.getProperty("user.home"), ".m2", "repository", "org", "duckdb", "duckdb_jdbc");
+            if (Files.isDirectory(m2)) {
+                try (DirectoryStream<Path> ds = Files.newDirectoryStream(m2, version.substring(1) + "*")) {
+                    for (Path d : ds) candidates.add(d.resolve("duckdb_jdbc-" + d.getFileName() + ".jar"));
+                }
+            }
+        }
+        for (Path jar : candidates) {
+            if (!Files.isRegularFile(jar)) continue;
+            try {
+                URLClassLoader cl = new URLClassLoader(new URL[] {jar.toUri().toURL()}, ClassLoader.getPlatformClassLoader());
+                Driver d = (Driver) Class.forName("org.duckdb.DuckDBDriver", true, cl).getDeclaredConstructor().newInstance();
+                return new DuckDbDriver(d, jar.toString());
+            } catch (ReflectiveOperationException | LinkageError e) {
+                throw new IOException("cannot load DuckDB from " + jar + ": " + e);
+            }
+        }
+        try {
+            Driver d = (Driver) Class.forName("org.duckdb.DuckDBDriver").getDeclaredConstructor().newInstance();
+            return new DuckDbDriver(d, "class path");
+        } catch (ReflectiveOperationException | LinkageError e) {
+            throw new IOException("no DuckDB JDBC driver found: pass --duckdb-jar /path/to/duckdb_jdbc.jar"
+                    + (version == null || version.isEmpty() ? "" : " (the database was written by DuckDB " + version + ")"));
+        }
+    }
+}

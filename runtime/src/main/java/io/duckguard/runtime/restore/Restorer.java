@@ -1,0 +1,226 @@
+package io.duckguard.runtime.restore;
+
+import io.duckguard.runtime.crypto.CorruptObjectException;
+import io.duckguard.runtime.repository.BlockRef;
+import io.duckguard.runtime.repository.CommitMark;
+import io.duckguard.runtime.repository.DatabaseHistory;
+import io.duckguard.runtime.repository.Manifest;
+import io.duckguard.runtime.repository.Packs;
+import io.duckguard.runtime.repository.RepositoryException;
+import io.duckguard.runtime.repository.WalLog;
+import io.duckguard.runtime.repository.WalRecord;
+import io.duckguard.runtime.util.AtomicFiles;
+import io.duckguard.runtime.util.Bytes;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.nio.file.StandardOpenOption;
+import java.security.MessageDigest;
+import java.sql.Connection;
+import java.sql.SQLException;
+import java.sql.Statement;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.Comparator;
+import java.util.List;
+import java.util.function.Consumer;
+import java.util.stream.Stream;
+
+/**
+ * Restores a database: snapshot n materialised into a scratch directory beside the output, WAL epoch n cut after
+ * the target commit placed beside it, DuckDB opens it read-write and replays the WAL, duckguard checks the replay
+ * reached the cut (DuckDB silently stops at a damaged length field), CHECKPOINT, then an atomic rename into place.
+ * The output is never touched unless every step succeeded.
+ */
+public final class Restorer {
+    /** What was restored. */
+    public record Result(String database, long epoch, int commits, long lastCommitTime, long bytes, Path output,
+                         long millis) {}
+
+    /** The restore point a target resolves to: epoch, how many of its commits, and where they end in its WAL. */
+    public record Point(long epoch, int commits, long walEnd, long lastCommitTime) {}
+
+    private final DatabaseHistory history;
+    private final Consumer<String> progress;
+
+    public Restorer(DatabaseHistory history, Consumer<String> progress) {
+        this.history = history;
+        this.progress = progress;
+    }
+
+    /** Finds the restore point for a target without restoring anything. */
+    public Point resolve(RestoreTarget target) throws IOException, CorruptObjectException {
+        List<Long> epochs = new ArrayList<>();
+        for (long e : history.epochs()) if (history.hasManifest(e)) epochs.add(e);
+        if (epochs.isEmpty()) {
+            throw new RepositoryException("database '" + history.name() + "' has no complete snapshot in the repository yet");
+        }
+        switch (target.kind()) {
+            case LATEST: {
+                long e = epochs.get(epochs.size() - 1);
+                WalLog.Contents c = walOf(e);
+                return pointAfter(e, c, c.commitCount());
+            }
+            case SNAPSHOT:
+            case COMMIT: {
+                if (!epochs.contains(target.epoch())) {
+                    throw new RepositoryException("epoch " + target.epoch() + " of '" + history.name()
+                            + "' is not in the repository (restorable epochs: " + epochs + ")");
+                }
+                WalLog.Contents c = walOf(target.epoch());
+                if (target.commit() > c.commitCount() || target.commit() < 0) {
+                    throw new RepositoryException("epoch " + target.epoch() + " has " + c.commitCount()
+                            + " commits; commit " + target.commit() + " does not exist");
+                }
+                return pointAfter(target.epoch(), c, (int) target.commit());
+            }
+            case TIME: {
+                long t = target.time().toEpochMilli();
+                for (int i = epochs.size() - 1; i >= 0; i--) {
+                    long e = epochs.get(i);
+                    Manifest m = history.readManifest(e);
+                    WalLog.Contents c = walOf(e);
+                    int n = 0;
+                    for (WalRecord r : c.records()) for (CommitMark cm : r.commits()) if (cm.timeMillis() <= t) n++;
+                    if (n > 0 || m.createdMillis() <= t) return pointAfter(e, c, n);
+                }
+                throw new RepositoryException(target + " is before the oldest restorable point of '" + history.name() + "'");
+            }
+            default:
+                throw new IllegalStateException();
+        }
+    }
+
+    private WalLog.Contents walOf(long epoch) throws IOException, CorruptObjectException {
+        if (!history.hasWalLog(epoch)) {
+            return new WalLog.Contents(epoch, null, List.of(), 0, false);
+        }
+        return history.readWalLog(epoch);
+    }
+
+    private static Point pointAfter(long epoch, WalLog.Contents c, int commits) {
+        long end = 0;
+        long time = 0;
+        int seen = 0;
+        outer:
+        for (WalRecord r : c.records()) {
+            for (CommitMark cm : r.commits()) {
+                if (seen == commits) break outer;
+                seen++;
+                end = cm.walEnd();
+                time = cm.timeMillis();
+            }
+        }
+        return new Point(epoch, commits, end, time);
+    }
+
+    public Result restore(RestoreTarget target, Path output, boolean force, DuckDbDriver duckdb)
+            throws IOException, CorruptObjectException, SQLException {
+        long t0 = System.nanoTime();
+        Path out = output.toAbsolutePath().normalize();
+        if (Files.exists(out) && !force) {
+            throw new RepositoryException(out + " already exists; refusing to overwrite it (add --force)");
+        }
+        if (Files.exists(Path.of(out + ".wal")) && !force) {
+            throw new RepositoryException(out + ".wal exists; DuckDB would replay it onto the restored file. Remove it or add --force");
+        }
+        Path parent = out.getParent();
+        AtomicFiles.createDirectories(parent);
+        Point p = resolve(target);
+        Manifest m = history.readManifest(p.epoch());
+        progress.accept(String.format("restoring '%s' to %s: snapshot %d (%.1f MB) + %d commits", history.name(), target,
+                p.epoch(), m.fileSize() / 1e6, p.commits()));
+        Path scratch = Files.createTempDirectory(parent, ".duckguard-restore-");
+        try {
+            Path file = scratch.resolve(out.getFileName());
+            materialize(m, file);
+            if (p.commits() > 0) writeWal(p, m, Path.of(file + ".wal"));
+            replayAndCheckpoint(duckdb, file, p);
+            try (FileChannel ch = FileChannel.open(file, StandardOpenOption.WRITE)) {
+                ch.force(true);
+            }
+            if (force) Files.deleteIfExists(Path.of(out + ".wal"));
+            Files.move(file, out, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+            AtomicFiles.fsyncDirectory(parent);
+            return new Result(history.name(), p.epoch(), p.commits(), p.lastCommitTime(), Files.size(out), out,
+                    (System.nanoTime() - t0) / 1_000_000);
+        } finally {
+            deleteTree(scratch);
+        }
+    }
+
+    /** Writes snapshot {@code m} to {@code file}, checking every block and the whole file's SHA-256. */
+    private void materialize(Manifest m, Path file) throws IOException, CorruptObjectException {
+        MessageDigest sha = Bytes.sha256();
+        try (FileChannel ch = FileChannel.open(file, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE)) {
+            List<BlockRef> chunks = m.chunks();
+            long pos = 0;
+            for (int i = 0; i < chunks.size(); i++) {
+                byte[] data = Packs.readBlock(history.repository(), chunks.get(i));
+                if (pos != Manifest.chunkOffset(i)) throw new CorruptObjectException("manifest of epoch " + m.epoch(), "chunk layout");
+                sha.update(data);
+                ByteBuffer b = ByteBuffer.wrap(data);
+                while (b.hasRemaining()) pos += ch.write(b, pos);
+            }
+            if (pos != m.fileSize() || !Arrays.equals(sha.digest(), m.fileSha256())) {
+                throw new CorruptObjectException("snapshot " + m.epoch(), "the materialised file does not match its manifest");
+            }
+            ch.force(true);
+        }
+    }
+
+    /** Writes WAL epoch p.epoch cut at p.walEnd; refuses a WAL log bound to another base (the wrong-base guard). */
+    private void writeWal(Point p, Manifest m, Path walFile) throws IOException, CorruptObjectException {
+        WalLog.Contents c = history.readWalLog(p.epoch());
+        if (!Arrays.equals(c.baseSha256(), m.fileSha256())) {
+            throw new CorruptObjectException("WAL epoch " + p.epoch(), "it was written against a different base than "
+                    + "snapshot " + m.epoch() + " (wrong-base guard): refusing to replay it");
+        }
+        try (FileChannel ch = FileChannel.open(walFile, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE)) {
+            for (WalRecord r : c.records()) {
+                if (r.walStart() >= p.walEnd()) break;
+                int len = (int) (Math.min(r.walEnd(), p.walEnd()) - r.walStart());
+                ByteBuffer b = ByteBuffer.wrap(r.walBytes(), 0, len);
+                long pos = r.walStart();
+                while (b.hasRemaining()) pos += ch.write(b, pos);
+            }
+            if (ch.size() != p.walEnd()) {
+                throw new CorruptObjectException("WAL epoch " + p.epoch(), "has a gap: " + ch.size() + " of " + p.walEnd() + " bytes");
+            }
+            ch.force(true);
+        }
+    }
+
+    /**
+     * DuckDB replays the WAL when it opens the file read-write, truncating it at the last entry it accepted. If
+     * that is short of the cut, DuckDB stopped early (a damaged length field looks like a torn tail to it):
+     * report it instead of returning a database that silently lacks commits.
+     */
+    private void replayAndCheckpoint(DuckDbDriver duckdb, Path file, Point p) throws SQLException, IOException {
+        Path wal = Path.of(file + ".wal");
+        try (Connection c = duckdb.connect(file)) {
+            if (p.commits() > 0) {
+                long replayed = Files.exists(wal) ? Files.size(wal) : 0;
+                if (replayed != p.walEnd()) {
+                    throw new RepositoryException("DuckDB replayed only " + replayed + " of " + p.walEnd()
+                            + " WAL bytes of epoch " + p.epoch() + ": the shipped WAL is damaged; restore an earlier point");
+                }
+            }
+            try (Statement s = c.createStatement()) {
+                s.execute("CHECKPOINT");
+            }
+        }
+        if (Files.exists(wal)) Files.delete(wal); // checkpointed: the WAL holds nothing the file lacks
+    }
+
+    private static void deleteTree(Path dir) {
+        try (Stream<Path> s = Files.walk(dir)) {
+            s.sorted(Comparator.reverseOrder()).forEach(q -> q.toFile().delete());
+        } catch (IOException ignored) {
+            // scratch space only
+        }
+    }
+}

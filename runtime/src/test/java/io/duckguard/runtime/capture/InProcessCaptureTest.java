@@ -1,0 +1,93 @@
+package io.duckguard.runtime.capture;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.duckguard.runtime.config.AgentConfig;
+import io.duckguard.runtime.repository.Repository;
+import io.duckguard.runtime.repository.RepositoryOpener;
+import io.duckguard.runtime.restore.DuckDbDriver;
+import io.duckguard.runtime.restore.RestoreTarget;
+import io.duckguard.runtime.restore.Restorer;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.sql.Connection;
+import java.sql.DriverManager;
+import java.sql.ResultSet;
+import java.sql.Statement;
+import java.util.Map;
+import java.util.Properties;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * The runtime without the agent: the test plays the advice (calls the registry's hook methods around real DuckDB
+ * calls), so capture, shipping, checkpoints and restore are exercised in one JVM. The child-JVM tests in it-tests
+ * do the same through the real agent jar.
+ */
+class InProcessCaptureTest {
+    @TempDir
+    Path tmp;
+
+    private DatabaseRegistry registry(String opts) throws Exception {
+        AgentConfig cfg = AgentConfig.parse("repository=" + tmp.resolve("repo") + ",key-file=" + tmp.resolve("key") + opts,
+                new Properties(), Map.of());
+        Repository repo = RepositoryOpener.openOrCreate(cfg.repository, cfg.encrypted, cfg.keyFile);
+        return new DatabaseRegistry(cfg, repo, n -> { });
+    }
+
+    private static void exec(DatabaseRegistry reg, Connection c, String sql) throws Exception {
+        reg.beforeCall(c);
+        try (Statement s = c.createStatement()) {
+            s.execute(sql);
+        } finally {
+            reg.afterCall(c);
+        }
+    }
+
+    private static long count(Connection c, String sql) throws Exception {
+        try (Statement s = c.createStatement(); ResultSet rs = s.executeQuery(sql)) {
+            rs.next();
+            return rs.getLong(1);
+        }
+    }
+
+    @Test
+    void syncCommitsAreRestorableAcrossCheckpointsAndReopen() throws Exception {
+        DatabaseRegistry reg = registry(",mode=sync,checkpoint.interval=1h");
+        Path db = tmp.resolve("trades.duckdb");
+        String url = "jdbc:duckdb:" + db;
+        Connection c = DriverManager.getConnection(url);
+        reg.connectionOpened(c, url, false);
+        exec(reg, c, "CREATE TABLE t(i INTEGER PRIMARY KEY, s VARCHAR)");
+        for (int i = 0; i < 50; i++) exec(reg, c, "INSERT INTO t VALUES (" + i + ", 'v" + i + "')");
+        reg.checkpointNow("trades.duckdb");
+        Thread.sleep(500);
+        for (int i = 50; i < 80; i++) exec(reg, c, "INSERT INTO t VALUES (" + i + ", 'w" + i + "')");
+        exec(reg, c, "UPDATE t SET s = 'u' WHERE i < 10");
+        exec(reg, c, "DELETE FROM t WHERE i >= 75");
+        assertTrue(reg.status("trades.duckdb").healthy(), reg.status("trades.duckdb").healthReason());
+        assertTrue(reg.status("trades.duckdb").currentEpoch() >= 2, "checkpoint opened a new epoch");
+        reg.connectionClosed(c);
+        c.close();
+
+        // Reopen: the epoch continues (same base, WAL continues), more commits.
+        Connection c2 = DriverManager.getConnection(url);
+        reg.connectionOpened(c2, url, false);
+        for (int i = 100; i < 110; i++) exec(reg, c2, "INSERT INTO t VALUES (" + i + ", 'x')");
+        reg.connectionClosed(c2);
+        c2.close();
+
+        Repository repo = RepositoryOpener.openExisting(tmp.resolve("repo"), tmp.resolve("key"));
+        Path out = tmp.resolve("restored.duckdb");
+        Restorer.Result r = new Restorer(repo.database("trades.duckdb"), m -> { })
+                .restore(RestoreTarget.parse("latest"), out, false, DuckDbDriver.find(null, null, null));
+        try (Connection rc = DriverManager.getConnection("jdbc:duckdb:" + out)) {
+            assertEquals(85, count(rc, "SELECT count(*) FROM t"));
+            assertEquals(10, count(rc, "SELECT count(*) FROM t WHERE s = 'u'"));
+            assertEquals(10, count(rc, "SELECT count(*) FROM t WHERE i >= 100"));
+        }
+        assertTrue(r.commits() > 0);
+        assertTrue(Files.notExists(Path.of(out + ".wal")));
+    }
+}
