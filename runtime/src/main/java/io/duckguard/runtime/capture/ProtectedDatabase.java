@@ -294,6 +294,10 @@ public final class ProtectedDatabase {
 
     /** One round: notice foreign checkpoints, ship new commits, checkpoint if due. */
     private void cycle() throws Exception {
+        if (writer == null) {
+            newBase("retry after a failed snapshot"); // a checkpoint happened but its snapshot failed: take it now
+            return;
+        }
         long now = System.nanoTime();
         if (now - lastHeaderCheck > HEADER_CHECK_INTERVAL_NS) {
             lastHeaderCheck = now;
@@ -394,11 +398,19 @@ public final class ProtectedDatabase {
     private void ship() throws Exception {
         if (writer == null) return; // the epoch's base is not stored yet
         if (wal == null) {
-            wal = HeldFiles.acquire(walPath);
-            if (wal == null) {
+            HeldFiles.Held w = HeldFiles.acquire(walPath);
+            if (w == null) {
                 publish(null, 0);
                 return;
             }
+            // A WAL is written against the base it follows. If the database header still is our base's after we
+            // opened this file, the file was created before any later checkpoint: it belongs to this epoch.
+            if (!Arrays.equals(Snapshotter.headerSha(db.channel()), baseHeaderSha)) {
+                HeldFiles.releaseIfUnlinked(walPath, w);
+                lastHeaderCheck = 0; // let the next cycle handle the checkpoint
+                return;
+            }
+            wal = w;
         }
         long size = wal.channel().size();
         if (size > shippedEnd) {
