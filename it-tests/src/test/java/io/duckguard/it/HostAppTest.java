@@ -77,7 +77,7 @@ class HostAppTest {
             assertFalse(app.stdout().stream().anyMatch(l -> l.startsWith("FATAL")), () -> ctx + "\n" + app.output());
         }
 
-        Verification v = inspect(version, db, ack, false, ctx).verification();
+        Verification v = Inspections.inspect(version, db, ack, false, ctx).verification();
         assertTrue(v.acked() > 0, ctx + ": nothing acknowledged");
         assertEquals(List.of(), v.missingAcked(), () -> ctx + ": " + v.describe());
         assertEquals(List.of(), v.partial(), () -> ctx + ": " + v.describe());
@@ -108,7 +108,7 @@ class HostAppTest {
             Path db = dir.resolve("run" + run + ".duckdb");
             Path ack = dir.resolve("run" + run + ".acks");
             String ctx = "DuckDB " + version + " run " + run;
-            Inspection i = inspect(version, db, ack, true, ctx);
+            Inspections.Inspection i = Inspections.inspect(version, db, ack, true, ctx);
             assertTrue(i.verification().ok(), () -> ctx + ": " + i.verification().describe());
             digests.add(i.digest());
             // Same txn ids, ops and row counts in the same order; only the wall-clock column differs.
@@ -128,7 +128,7 @@ class HostAppTest {
         Path ack = dir.resolve("acks.log");
         runToCompletion(version, dir, db, ack, 150, 11);
         List<AckLog.Entry> log = AckLog.read(ack);
-        try (Connection c = openInProcess(db)) {
+        try (Connection c = Inspections.openInProcess(db)) {
             Verification clean = ReferenceState.verify(ack, c);
             assertTrue(clean.ok(), clean.describe());
             String before = StateDigest.digest(c);
@@ -232,48 +232,6 @@ class HostAppTest {
         assertTrue(Long.parseLong(done.group(1)) > txns / 2, app::output);
         assertTrue(app.stdout().stream().anyMatch(l -> l.startsWith("SUMMARY ") && l.contains(" failed=0 ")
                 && l.contains(" big_txn=true") && l.contains(" ddl=true")), app::output);
-    }
-
-    private record Inspection(Verification verification, String digest) {
-    }
-
-    /**
-     * Verifies (and digests) with the test JVM's own driver when it is that version, else in one child JVM with the
-     * right one (a 2.0 file cannot be opened by 1.5.6).
-     */
-    private static Inspection inspect(String version, Path db, Path ack, boolean digest, String ctx)
-            throws Exception {
-        if (inProcess(version)) {
-            try (Connection c = openInProcess(db)) {
-                return new Inspection(ReferenceState.verify(ack, c), digest ? StateDigest.digest(c) : null);
-            }
-        }
-        List<String> args = new ArrayList<>(List.of("--db", db.toString(), "--ack-log", ack.toString()));
-        if (digest) {
-            args.add("--digest");
-        }
-        try (ChildJvm.Handle h = new ChildJvm().duckdbVersion(version).mainClass(DbInspector.class.getName())
-                .args(args).workDir(db.getParent()).start()) {
-            MatchResult line = h.waitForLine("^VERIFY .*", START);
-            String hex = digest ? h.waitForLine("^DIGEST ([0-9a-f]{64})$", START).group(1) : null;
-            int exit = h.waitFor(START);
-            Verification v = Verification.fromLine(line.group());
-            assertEquals(v.ok() ? 0 : 3, exit, () -> ctx + "\n" + h.output());
-            assertTrue(v.ok(), () -> ctx + "\n" + h.output());
-            return new Inspection(v, hex);
-        }
-    }
-
-    /** True when the DuckDB driver on this JVM's class path is {@code version}. */
-    private static boolean inProcess(String version) {
-        return ChildJvm.classpathEntryOf(org.duckdb.DuckDBDriver.class).getFileName().toString()
-                .equals("duckdb_jdbc-" + version + ".jar");
-    }
-
-    /** The child that wrote {@code db} has exited, so this JVM may open it (DuckDB locks the file per process). */
-    private static Connection openInProcess(Path db) throws SQLException {
-        assertTrue(Files.exists(db), "no database at " + db);
-        return DriverManager.getConnection("jdbc:duckdb:" + db.toAbsolutePath());
     }
 
     private static long firstLong(Connection c, String sql) throws SQLException {

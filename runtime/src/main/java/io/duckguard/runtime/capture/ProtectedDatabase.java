@@ -101,7 +101,7 @@ public final class ProtectedDatabase {
     private long epochStartNanos;
     private long lastHeaderCheck;
     private long nextCheckpointAttempt;
-    private boolean checkpointRequested;
+    private volatile boolean checkpointRequested;
     private byte[] readBuf = new byte[1 << 16];
 
     private ProtectedDatabase(String name, Path dbPath, AgentConfig cfg, DatabaseHistory history, Connection agentConn,
@@ -425,6 +425,12 @@ public final class ProtectedDatabase {
                 Log.warn(name + ": WAL holds optimistic-write block pointers; checkpointing to take a new base");
                 checkpointRequested = true;
                 return;
+            }
+            if (r.alter) {
+                // DuckDB 1.5.6 fails to replay an ALTER TABLE of a table with a DEFAULT nextval(...) column
+                // ("GetDefaultDatabase with no default database set"). A checkpoint right after any ALTER bakes it
+                // into a base, so restoring later commits never needs to replay it.
+                checkpointRequested = true;
             }
             if (r.count > 0) {
                 long now = System.currentTimeMillis();

@@ -47,6 +47,9 @@ public final class AgentConfig {
         DEFAULTS.put("config", null);
     }
 
+    /** Environment variables that belong to the CLI, not to the agent (an app may inherit them). */
+    static final java.util.Set<String> CLI_ONLY_ENV = java.util.Set.of("DUCKGUARD_DUCKDB_JAR");
+
     private final Map<String, String> values;
 
     public final Path repository;
@@ -114,7 +117,9 @@ public final class AgentConfig {
         }
         Map<String, String> fromEnv = new LinkedHashMap<>();
         for (Map.Entry<String, String> e : env.entrySet()) {
-            if (e.getKey().startsWith("DUCKGUARD_")) fromEnv.put(envToKey(e.getKey()), e.getValue());
+            if (e.getKey().startsWith("DUCKGUARD_") && !CLI_ONLY_ENV.contains(e.getKey())) {
+                fromEnv.put(envToKey(e.getKey()), e.getValue());
+            }
         }
         Map<String, String> origin = new LinkedHashMap<>();
         check(fromArgs, "agent argument");
@@ -140,16 +145,34 @@ public final class AgentConfig {
         return new AgentConfig(merged, origin);
     }
 
-    /** Whether the raw options ask for {@code required=true}, readable even when the rest is invalid. */
+    /**
+     * Whether the raw options ask for {@code required=true}, read leniently from every source (a typo elsewhere in
+     * the options must not turn required=true into "run unprotected"), with the same precedence as {@link #parse}.
+     */
     public static boolean requiredRequested(String agentArgs, Properties sysProps, Map<String, String> env) {
         String v = null;
-        try {
-            v = parseArgs(agentArgs).get("required");
-        } catch (ConfigException ignored) {
-            // fall through to the other sources
+        String configFile = null;
+        if (agentArgs != null) {
+            for (String part : agentArgs.split(",")) {
+                int eq = part.indexOf('=');
+                if (eq <= 0) continue;
+                String k = part.substring(0, eq).trim();
+                if (k.equals("required")) v = part.substring(eq + 1).trim();
+                if (k.equals("config")) configFile = part.substring(eq + 1).trim();
+            }
         }
         if (v == null) v = sysProps.getProperty("duckguard.required");
         if (v == null) v = env.get("DUCKGUARD_REQUIRED");
+        if (configFile == null) configFile = sysProps.getProperty("duckguard.config", env.get("DUCKGUARD_CONFIG"));
+        if (v == null && configFile != null) {
+            Properties p = new Properties();
+            try (Reader r = Files.newBufferedReader(Path.of(configFile))) {
+                p.load(r);
+                v = p.getProperty("required");
+            } catch (IOException | RuntimeException e) {
+                // parse() reports the unreadable file
+            }
+        }
         return "true".equalsIgnoreCase(v == null ? null : v.trim());
     }
 

@@ -74,6 +74,7 @@ public final class MasterKey {
                     StandardOpenOption.SYNC), PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rw-------")))) {
                 ch.write(java.nio.ByteBuffer.wrap(text));
             }
+            io.duckguard.runtime.util.AtomicFiles.fsyncDirectory(file.toAbsolutePath().getParent());
         } catch (FileAlreadyExistsException e) {
             throw new KeyException("key file " + file + " already exists; refusing to overwrite it");
         } catch (IOException e) {

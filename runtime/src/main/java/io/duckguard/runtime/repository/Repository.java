@@ -57,6 +57,11 @@ public final class Repository {
 
     /** Creates a new, empty repository in {@code dir} (which may exist but must be empty). */
     public static Repository create(Path dir, MasterKey key) throws IOException {
+        return create(dir, key, UUID.randomUUID().toString());
+    }
+
+    /** Creates a new repository with a given id (so its default key file can be written first). */
+    public static Repository create(Path dir, MasterKey key, String id) throws IOException {
         if (exists(dir)) throw new RepositoryException("a repository already exists in " + dir);
         if (Files.isDirectory(dir)) {
             try (DirectoryStream<Path> ds = Files.newDirectoryStream(dir)) {
@@ -72,7 +77,6 @@ public final class Repository {
             throw new RepositoryException("cannot create repository directory " + dir + ": " + e, e);
         }
         if (!Files.isWritable(dir)) throw new RepositoryException("repository directory " + dir + " is not writable");
-        String id = UUID.randomUUID().toString();
         ObjectCodec codec = new ObjectCodec(key, 3);
         Properties p = new Properties();
         p.setProperty("format", Integer.toString(FORMAT));

@@ -24,6 +24,10 @@ public final class RepositoryOpener {
     /** For the agent: open the repository, creating it (and a key, if none exists yet) when it is new. */
     public static Repository openOrCreate(Path dir, boolean encrypted, Path keyFile) throws IOException, MasterKey.KeyException {
         boolean exists = Repository.exists(dir);
+        if (encrypted && exists && "none".equals(props(dir).getProperty("encryption"))) {
+            throw new RepositoryException("repository " + dir + " was created with encryption=none; give "
+                    + "encryption=none to use it, or use a new repository to have the backups encrypted");
+        }
         if (!encrypted) {
             Repository r = exists ? Repository.open(dir, null) : Repository.create(dir, null);
             if (r.codec().encrypted()) throw new RepositoryException("repository " + dir + " is encrypted; give key-file=");
@@ -50,10 +54,13 @@ public final class RepositoryOpener {
             }
             key = MasterKey.load(def);
         } else {
+            // The key is stored before the repository exists: a repository whose key was never saved is worse
+            // than no repository.
             key = MasterKey.generate();
-            Repository r = Repository.create(dir, key);
-            Path def = defaultKeyFile(r.id());
+            String id = java.util.UUID.randomUUID().toString();
+            Path def = defaultKeyFile(id);
             key.store(def);
+            Repository r = Repository.create(dir, key, id);
             String line = "*".repeat(100);
             System.err.println(line + "\nduckguard: NEW ENCRYPTION KEY for repository " + dir + " written to\n    " + def
                     + "\n  Without this key the backups cannot be read. Copy it somewhere safe, away from the backup volume.\n" + line);

@@ -22,7 +22,7 @@ import java.util.List;
  *
  * <pre>
  * file   := frame(header) frame(record)*
- * frame  := u32 length, sealed object of that length
+ * frame  := u32 length, u32 crc32c(length), sealed object of that length
  * header := u32 version, u64 epoch, byte[32] sha-256 of the base file this WAL applies to
  * record := u64 walStart, u64 walEnd, u32 n, n x (u64 commit end in WAL, i64 commit time ms), WAL bytes
  * </pre>
@@ -30,12 +30,35 @@ import java.util.List;
  * The header is written with tmp+fsync+rename, so the log exists only once its base binding is durable. Records
  * are appended and fdatasynced (one fsync per batch: group commit). Each record is sealed with its own position
  * (walStart) in the associated data, so records cannot be reordered or moved between logs unnoticed. A crash can
- * leave a torn last frame; readers stop before it and {@link Writer} cuts it before appending.
+ * leave a torn last frame; readers stop before it and {@link Writer} cuts it before appending. The length is
+ * checksummed so that a damaged length in the middle of a log is reported as damage, never mistaken for a torn
+ * tail (which would silently drop every later commit: DuckDB's own WAL has exactly that trap).
  */
 public final class WalLog {
     private static final int VERSION = 1;
 
     private WalLog() {}
+
+    private static final int FRAME_HEADER = 8;
+
+    /** A sealed object framed as it is stored in a log (tests rebuild logs with it). */
+    public static ByteBuffer frame(byte[] sealed) {
+        ByteBuffer f = ByteBuffer.allocate(FRAME_HEADER + sealed.length);
+        f.putInt(sealed.length).putInt(lengthCrc(sealed.length)).put(sealed);
+        return f.flip();
+    }
+
+    private static int lengthCrc(int len) {
+        java.util.zip.CRC32C crc = new java.util.zip.CRC32C();
+        crc.update(ByteBuffer.allocate(4).putInt(len).array());
+        crc.update(0x5A); // so that an all-zero header never checks out
+        return (int) crc.getValue();
+    }
+
+    private static boolean allZero(byte[] b, int from) {
+        for (int i = from; i < b.length; i++) if (b[i] != 0) return false;
+        return true;
+    }
 
     static String objectName(String logName, long walStart) {
         return logName + "#" + walStart;
@@ -48,8 +71,7 @@ public final class WalLog {
         o.writeLong(epoch);
         o.write(baseSha256);
         byte[] sealed = codec.seal(bo.toByteArray(), logName + "#header");
-        ByteBuffer frame = ByteBuffer.allocate(4 + sealed.length).putInt(sealed.length).put(sealed);
-        AtomicFiles.write(file, frame.array(), false);
+        AtomicFiles.write(file, frame(sealed).array(), false);
     }
 
     /** Everything a reader found in a log: its binding, its valid records, and whether a torn tail was seen. */
@@ -72,34 +94,45 @@ public final class WalLog {
     public static Contents read(ObjectCodec codec, Path file, String logName) throws IOException, CorruptObjectException {
         byte[] all = Files.readAllBytes(file);
         ByteBuffer b = ByteBuffer.wrap(all);
-        if (all.length < 4) throw new CorruptObjectException(logName, "truncated header");
+        if (all.length < FRAME_HEADER) throw new CorruptObjectException(logName, "truncated header");
         int hlen = b.getInt();
-        if (hlen <= 0 || 4 + hlen > all.length) throw new CorruptObjectException(logName, "truncated header");
-        byte[] header = codec.open(all, 4, hlen, logName + "#header");
+        if (b.getInt() != lengthCrc(hlen) || hlen <= 0 || FRAME_HEADER + hlen > all.length) {
+            throw new CorruptObjectException(logName, "damaged header");
+        }
+        byte[] header = codec.open(all, FRAME_HEADER, hlen, logName + "#header");
         DataInputStream h = new DataInputStream(new ByteArrayInputStream(header));
         if (h.readInt() != VERSION) throw new CorruptObjectException(logName, "unknown WAL log version");
         long epoch = h.readLong();
         byte[] baseSha = h.readNBytes(32);
-        int pos = 4 + hlen;
+        int pos = FRAME_HEADER + hlen;
         long expectedStart = 0; // every WAL epoch is shipped from its first byte
         List<WalRecord> records = new ArrayList<>();
         boolean torn = false;
         while (pos < all.length) {
-            if (all.length - pos < 4) {
-                torn = true;
+            if (all.length - pos < FRAME_HEADER) {
+                torn = true; // a frame header cut short by a crash
                 break;
             }
             int len = ByteBuffer.wrap(all, pos, 4).getInt();
-            if (len <= 0 || len > all.length - pos - 4) {
-                torn = true; // a length written but not its body, or zeros left by a crash
+            int crc = ByteBuffer.wrap(all, pos + 4, 4).getInt();
+            if (crc != lengthCrc(len) || len <= 0) {
+                if (allZero(all, pos)) {
+                    torn = true; // space allocated but never written (a crash right after extending the file)
+                    break;
+                }
+                throw new CorruptObjectException(logName, "frame at byte " + pos + " has a damaged length; "
+                        + "later commits of this epoch cannot be read");
+            }
+            if (len > all.length - pos - FRAME_HEADER) {
+                torn = true; // a record whose write was cut short by a crash
                 break;
             }
             // The record's position is authenticated: it must start right where the previous one ended.
             WalRecord r;
             try {
-                r = decodeRecord(codec, all, pos + 4, len, logName, expectedStart);
+                r = decodeRecord(codec, all, pos + FRAME_HEADER, len, logName, expectedStart);
             } catch (CorruptObjectException e) {
-                if (pos + 4 + len == all.length) {
+                if (pos + FRAME_HEADER + len == all.length) {
                     torn = true; // the last frame: a write cut short by a crash is indistinguishable; stop here
                     break;
                 }
@@ -108,7 +141,7 @@ public final class WalLog {
             }
             records.add(r);
             expectedStart = r.walEnd();
-            pos += 4 + len;
+            pos += FRAME_HEADER + len;
         }
         return new Contents(epoch, baseSha, records, pos, torn);
     }
@@ -188,7 +221,7 @@ public final class WalLog {
             }
             o.write(wal, off, len);
             byte[] sealed = codec.seal(bo.toByteArray(), objectName(logName, walStart));
-            ByteBuffer frame = ByteBuffer.allocate(4 + sealed.length).putInt(sealed.length).put(sealed).flip();
+            ByteBuffer frame = frame(sealed);
             try {
                 long p = goodLength;
                 while (frame.hasRemaining()) p += ch.write(frame, p);
@@ -201,7 +234,7 @@ public final class WalLog {
                 }
                 throw e;
             }
-            goodLength += 4 + sealed.length;
+            goodLength += FRAME_HEADER + sealed.length;
             walEnd = walEndExclusive;
         }
 

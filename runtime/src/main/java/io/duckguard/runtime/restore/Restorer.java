@@ -11,6 +11,7 @@ import io.duckguard.runtime.repository.WalLog;
 import io.duckguard.runtime.repository.WalRecord;
 import io.duckguard.runtime.util.AtomicFiles;
 import io.duckguard.runtime.util.Bytes;
+import io.duckguard.runtime.wal.WalScanner;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
@@ -172,24 +173,45 @@ public final class Restorer {
         }
     }
 
-    /** Writes WAL epoch p.epoch cut at p.walEnd; refuses a WAL log bound to another base (the wrong-base guard). */
+    /**
+     * Writes WAL epoch p.epoch cut at p.walEnd. Refuses a WAL log bound to another base (the wrong-base guard), and
+     * checks that DuckDB's own framing of the bytes puts every commit exactly where the agent recorded it: DuckDB
+     * 1.5.6 stops replaying silently at a damaged entry length and still leaves the WAL at full length, so after
+     * the fact nothing would tell.
+     */
     private void writeWal(Point p, Manifest m, Path walFile) throws IOException, CorruptObjectException {
         WalLog.Contents c = history.readWalLog(p.epoch());
+        String name = "WAL epoch " + p.epoch() + " of " + history.name();
         if (!Arrays.equals(c.baseSha256(), m.fileSha256())) {
-            throw new CorruptObjectException("WAL epoch " + p.epoch(), "it was written against a different base than "
+            throw new CorruptObjectException(name, "it was written against a different base than "
                     + "snapshot " + m.epoch() + " (wrong-base guard): refusing to replay it");
         }
+        byte[] wal = new byte[Math.toIntExact(p.walEnd())];
+        List<Long> recorded = new ArrayList<>();
+        for (WalRecord r : c.records()) {
+            if (r.walStart() >= p.walEnd()) break;
+            int len = (int) (Math.min(r.walEnd(), p.walEnd()) - r.walStart());
+            System.arraycopy(r.walBytes(), 0, wal, (int) r.walStart(), len);
+            for (CommitMark cm : r.commits()) if (cm.walEnd() <= p.walEnd()) recorded.add(cm.walEnd());
+        }
+        try {
+            WalScanner.Result scan = WalScanner.scan(wal, wal.length, 0);
+            List<Long> found = new ArrayList<>();
+            for (int i = 0; i < scan.count; i++) found.add(scan.commitEnds[i]);
+            if (!found.equals(recorded)) {
+                int i = 0;
+                while (i < Math.min(found.size(), recorded.size()) && found.get(i).equals(recorded.get(i))) i++;
+                throw new CorruptObjectException(name, "DuckDB's framing disagrees with the recorded commits after "
+                        + "commit " + i + " (WAL offset " + (i == 0 ? 0 : recorded.get(i - 1)) + "): the shipped WAL is "
+                        + "damaged; restore commit:" + p.epoch() + "." + i + " or earlier");
+            }
+        } catch (WalScanner.WalFormatException e) {
+            throw new CorruptObjectException(name, "not a valid DuckDB WAL: " + e.getMessage());
+        }
         try (FileChannel ch = FileChannel.open(walFile, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE)) {
-            for (WalRecord r : c.records()) {
-                if (r.walStart() >= p.walEnd()) break;
-                int len = (int) (Math.min(r.walEnd(), p.walEnd()) - r.walStart());
-                ByteBuffer b = ByteBuffer.wrap(r.walBytes(), 0, len);
-                long pos = r.walStart();
-                while (b.hasRemaining()) pos += ch.write(b, pos);
-            }
-            if (ch.size() != p.walEnd()) {
-                throw new CorruptObjectException("WAL epoch " + p.epoch(), "has a gap: " + ch.size() + " of " + p.walEnd() + " bytes");
-            }
+            ByteBuffer b = ByteBuffer.wrap(wal);
+            long pos = 0;
+            while (b.hasRemaining()) pos += ch.write(b, pos);
             ch.force(true);
         }
     }

@@ -59,11 +59,13 @@ public final class AtomicFiles {
     public static void createDirectories(Path dir) throws IOException {
         Path abs = dir.toAbsolutePath();
         if (Files.isDirectory(abs)) return;
+        if (Files.exists(abs)) throw new IOException(abs + " exists and is not a directory");
         createDirectories(abs.getParent());
         try {
             Files.createDirectory(abs);
         } catch (FileAlreadyExistsException e) {
-            return;
+            if (Files.isDirectory(abs)) return; // created concurrently
+            throw new IOException(abs + " exists and is not a directory");
         }
         fsyncDirectory(abs.getParent());
     }

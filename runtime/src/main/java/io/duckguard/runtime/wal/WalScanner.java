@@ -20,6 +20,7 @@ public final class WalScanner {
     public static final int WAL_FLUSH = 100;
     public static final int CHECKPOINT = 99;
     public static final int ROW_GROUP_DATA = 29;
+    public static final int ALTER_INFO = 20;
     /** No legitimate entry is this large; a bigger size field means we are not looking at a WAL entry. */
     private static final long MAX_ENTRY = 1L << 33;
 
@@ -32,7 +33,9 @@ public final class WalScanner {
         public int count;
         /** Saw an optimistic-write entry: this WAL refers to blocks outside itself and cannot be replayed onto a copy. */
         public boolean rowGroupData;
-        /** A CHECKPOINT marker entry (an auto-checkpoint that skipped the WAL). */
+        /** An ALTER entry: DuckDB 1.5.6 cannot replay some of them (ALTER on a table with a DEFAULT nextval(...)). */
+        public boolean alter;
+        /** Reached a flushed CHECKPOINT entry: nothing after it belongs to this WAL epoch's commits; scan stopped. */
         public boolean checkpointMarker;
 
         void add(long end) {
@@ -60,6 +63,7 @@ public final class WalScanner {
             if (h < 0) return r; // header not complete yet
             p = h;
         }
+        boolean checkpointInGroup = false;
         while (len - p >= 16) {
             long size = Bytes.getLongLE(buf, p);
             if (size < 2 || size > MAX_ENTRY) {
@@ -72,9 +76,21 @@ public final class WalScanner {
             }
             int type = readVarint(buf, payload + 2, payload + (int) size);
             p = payload + (int) size;
-            if (type == WAL_FLUSH) r.add(startOffset + p);
-            else if (type == ROW_GROUP_DATA) r.rowGroupData = true;
-            else if (type == CHECKPOINT) r.checkpointMarker = true;
+            if (type == WAL_FLUSH) {
+                // A CHECKPOINT entry is flushed like a commit but is not one: DuckDB appends it to the old WAL when
+                // it checkpoints. It ends the WAL's useful content; a restore must never replay up to it.
+                if (checkpointInGroup) {
+                    r.checkpointMarker = true;
+                    break;
+                }
+                r.add(startOffset + p);
+            } else if (type == ROW_GROUP_DATA) {
+                r.rowGroupData = true;
+            } else if (type == CHECKPOINT) {
+                checkpointInGroup = true;
+            } else if (type == ALTER_INFO) {
+                r.alter = true;
+            }
         }
         return r;
     }

@@ -90,4 +90,52 @@ class InProcessCaptureTest {
         assertTrue(r.commits() > 0);
         assertTrue(Files.notExists(Path.of(out + ".wal")));
     }
+
+    @Test
+    void concurrentCommitsWithAgentAndForeignCheckpointsAllRestore() throws Exception {
+        DatabaseRegistry reg = registry(",mode=sync,checkpoint.interval=300ms");
+        Path db = tmp.resolve("fills.duckdb");
+        String url = "jdbc:duckdb:" + db;
+        Connection c = DriverManager.getConnection(url);
+        reg.connectionOpened(c, url, false);
+        exec(reg, c, "CREATE TABLE f(id INTEGER PRIMARY KEY, thread INTEGER)");
+        int threads = 4;
+        int each = 150;
+        java.util.List<Thread> ts = new java.util.ArrayList<>();
+        java.util.concurrent.atomic.AtomicReference<Throwable> failure = new java.util.concurrent.atomic.AtomicReference<>();
+        for (int t = 0; t < threads; t++) {
+            final int tn = t;
+            Connection tc = ((org.duckdb.DuckDBConnection) c).duplicate();
+            reg.connectionDuplicated(c, tc);
+            Thread th = new Thread(() -> {
+                try {
+                    for (int i = 0; i < each; i++) {
+                        exec(reg, tc, "INSERT INTO f VALUES (" + (tn * 100000 + i) + ", " + tn + ")");
+                        if (tn == 0 && i % 50 == 49) exec(reg, tc, "CHECKPOINT"); // the app's own checkpoint
+                    }
+                    reg.connectionClosed(tc);
+                    tc.close();
+                } catch (Throwable e) {
+                    failure.set(e);
+                }
+            });
+            th.start();
+            ts.add(th);
+        }
+        for (Thread th : ts) th.join();
+        if (failure.get() != null) throw new AssertionError(failure.get());
+        DatabaseStatusView st = reg.status("fills.duckdb");
+        assertTrue(st.healthy(), st.healthReason());
+        assertTrue(st.currentEpoch() >= 3, "several epochs: " + st.currentEpoch());
+        reg.connectionClosed(c);
+        c.close();
+
+        Repository repo = RepositoryOpener.openExisting(tmp.resolve("repo"), tmp.resolve("key"));
+        Path out = tmp.resolve("restored.duckdb");
+        new Restorer(repo.database("fills.duckdb"), m -> { })
+                .restore(RestoreTarget.parse("latest"), out, false, DuckDbDriver.find(null, null, null));
+        try (Connection rc = DriverManager.getConnection("jdbc:duckdb:" + out)) {
+            assertEquals(threads * each, count(rc, "SELECT count(*) FROM f"));
+        }
+    }
 }
