@@ -92,7 +92,7 @@ class AgentBehaviourTest {
                 .workDir(dir).name("app").start()) {
             app.waitForLine("^READY$", START);
             // Wait until the agent has been through several checkpoints and snapshots (it reads both files).
-            app.waitForLine(".*snapshot [3-9]\\d* \\(checkpoint\\).*", START);
+            app.waitForStderrLine("snapshot [3-9]\\d* \\(checkpoint\\)", START);
             for (String mode : new String[] {"", "--read-only"}) {
                 try (ChildJvm.Handle probe = new ChildJvm().duckdbVersion(version).mainClass(LockProbe.class.getName())
                         .args(db.toString(), mode).workDir(dir).name("probe").start()) {
@@ -165,7 +165,7 @@ class AgentBehaviourTest {
                         "--big-txn-rows", "0")
                 .workDir(dir).name("app").start()) {
             app.waitForLine("^READY$", START);
-            app.waitForLine(".*snapshot 1 .*", START);
+            app.waitForStderrLine("snapshot 1 ", START);
             JMXServiceURL url = new JMXServiceURL("service:jmx:rmi:///jndi/rmi://127.0.0.1:" + port + "/jmxrmi");
             try (JMXConnector jc = JMXConnectorFactory.connect(url)) {
                 MBeanServerConnection c = jc.getMBeanServerConnection();

@@ -397,6 +397,11 @@ public final class ChildJvm {
             return sb.toString();
         }
 
+        /** Waits for a stderr line (any so far counts) matching {@code regex}: where the agent logs. */
+        public MatchResult waitForStderrLine(String regex, Duration timeout) throws InterruptedException, TimeoutException {
+            return waitFor(stderr, regex, timeout, 0);
+        }
+
         /** Waits for a stdout line (any so far counts) matching {@code regex} (find, not full match). */
         public MatchResult waitForLine(String regex, Duration timeout) throws InterruptedException, TimeoutException {
             return waitForLine(regex, timeout, 0);
@@ -409,6 +414,12 @@ public final class ChildJvm {
          */
         public MatchResult waitForLine(String regex, Duration timeout, int fromLine)
                 throws InterruptedException, TimeoutException {
+            return waitFor(stdout, regex, timeout, fromLine);
+        }
+
+        private MatchResult waitFor(List<String> lines, String regex, Duration timeout, int fromLine)
+                throws InterruptedException, TimeoutException {
+            List<String> stdout = lines;
             Pattern p = Pattern.compile(regex);
             long deadline = System.nanoTime() + timeout.toNanos();
             int next = fromLine;

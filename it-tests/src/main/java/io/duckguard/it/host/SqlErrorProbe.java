@@ -25,8 +25,8 @@ public final class SqlErrorProbe {
                 "INSERT INTO acct VALUES ('x', 1)",
             };
             for (String sql : bad) {
-                try {
-                    s.execute(sql);
+                try (Statement each = c.createStatement()) { // DuckDB closes a statement whose execution failed
+                    each.execute(sql);
                     System.out.println("OK " + sql);
                 } catch (SQLException e) {
                     System.out.println("ERR " + e.getClass().getName() + " " + e.getSQLState() + " "
@@ -34,9 +34,11 @@ public final class SqlErrorProbe {
                 }
             }
             c.setAutoCommit(false);
-            s.execute("INSERT INTO acct VALUES (2, 1)");
-            try {
-                s.execute("INSERT INTO acct VALUES (2, 1)");
+            try (Statement t = c.createStatement()) {
+                t.execute("INSERT INTO acct VALUES (2, 1)");
+            }
+            try (Statement t = c.createStatement()) {
+                t.execute("INSERT INTO acct VALUES (2, 1)");
             } catch (SQLException e) {
                 System.out.println("ERR-IN-TXN " + e.getClass().getName() + " " + e.getMessage().replace('\n', ' '));
             }
@@ -48,7 +50,7 @@ public final class SqlErrorProbe {
             }
             c.rollback();
             c.setAutoCommit(true);
-            try (var rs = s.executeQuery("SELECT count(*), sum(cash) FROM acct")) {
+            try (Statement t = c.createStatement(); var rs = t.executeQuery("SELECT count(*), sum(cash) FROM acct")) {
                 rs.next();
                 System.out.println("STATE " + rs.getLong(1) + " " + rs.getBigDecimal(2));
             }

@@ -18,12 +18,16 @@ final class CommitGate {
     /** Whether this thread holds a pass: exit without enter (listener installed mid-call) must not unbalance us. */
     private final ThreadLocal<boolean[]> holding = ThreadLocal.withInitial(() -> new boolean[1]);
 
-    /** App thread: blocks while the gate is closed, then takes a pass. */
-    void enter() throws InterruptedException {
+    /**
+     * App thread: blocks while the gate is closed, then takes a pass. A call inside an open transaction is never
+     * held: holding it would keep its transaction open, and DuckDB refuses to checkpoint while another transaction
+     * holds uncommitted updates. So the gate holds new transactions and lets running ones finish.
+     */
+    void enter(boolean inTransaction) throws InterruptedException {
         while (true) {
-            if (!closed) {
+            if (!closed || inTransaction) {
                 inFlight.incrementAndGet();
-                if (!closed) {
+                if (!closed || inTransaction) {
                     holding.get()[0] = true;
                     return;
                 }

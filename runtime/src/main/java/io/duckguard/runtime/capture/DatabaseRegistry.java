@@ -62,7 +62,7 @@ public final class DatabaseRegistry implements HookListener {
     @Override
     public void beforeCall(Object connection) {
         ProtectedDatabase pd = lookup(connection);
-        if (pd != null) pd.beforeCall();
+        if (pd != null) pd.beforeCall(connection);
     }
 
     @Override

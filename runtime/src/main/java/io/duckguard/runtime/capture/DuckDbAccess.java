@@ -26,6 +26,33 @@ final class DuckDbAccess {
         }
     }
 
+    private static final ClassValue<Field> TRANSACTION_RUNNING = new ClassValue<>() {
+        @Override
+        protected Field computeValue(Class<?> type) {
+            try {
+                Field f = type.getDeclaredField("transactionRunning");
+                f.setAccessible(true);
+                return f;
+            } catch (ReflectiveOperationException | RuntimeException e) {
+                return null;
+            }
+        }
+    };
+
+    /**
+     * Whether the app's connection is inside a JDBC transaction ({@code DuckDBConnection.transactionRunning}, set
+     * when autoCommit=false has begun one). Unknown is reported as false.
+     */
+    static boolean inTransaction(Object duckDbConnection) {
+        Field f = TRANSACTION_RUNNING.get(duckDbConnection.getClass());
+        if (f == null) return false;
+        try {
+            return f.getBoolean(duckDbConnection);
+        } catch (IllegalAccessException | RuntimeException e) {
+            return false;
+        }
+    }
+
     /** The JDBC URL a connection was opened with ({@code DuckDBConnection.url}), for connections opened before attach. */
     static String url(Object duckDbConnection) {
         try {

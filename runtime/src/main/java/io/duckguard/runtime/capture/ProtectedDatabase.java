@@ -34,7 +34,7 @@ import org.HdrHistogram.Recorder;
 /**
  * One protected DuckDB database instance (one file) in this JVM: owns its checkpoints and ships its WAL.
  *
- * <p>Threads. App threads call {@link #beforeCall()} / {@link #afterCall()} around each JDBC call that may commit:
+ * <p>Threads. App threads call {@link #beforeCall(Object)} / {@link #afterCall()} around each JDBC call that may commit:
  * the first passes the checkpoint gate, the second notes the WAL's new size and, in sync mode, waits until every
  * commit in it is durable in the repository. One thread per database, {@code duckguard-wal-NAME} (the shipper),
  * does everything else, so the epoch state needs no locks: it reconciles with the repository at start, ships
@@ -102,6 +102,7 @@ public final class ProtectedDatabase {
     private long lastHeaderCheck;
     private long nextCheckpointAttempt;
     private volatile boolean checkpointRequested;
+    private long checkpointBackoffMs;
     private byte[] readBuf = new byte[1 << 16];
 
     private ProtectedDatabase(String name, Path dbPath, AgentConfig cfg, DatabaseHistory history, Connection agentConn,
@@ -168,9 +169,9 @@ public final class ProtectedDatabase {
         return appConnections.size();
     }
 
-    void beforeCall() {
+    void beforeCall(Object appConnection) {
         try {
-            gate.enter();
+            gate.enter(DuckDbAccess.inTransaction(appConnection));
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
         }
@@ -477,10 +478,9 @@ public final class ProtectedDatabase {
      * gate, then snapshot the new base.
      */
     private void agentCheckpoint() throws Exception {
-        checkpointRequested = false;
         if (!gate.close(GATE_TIMEOUT_MS)) {
             Log.debug(name + ": checkpoint postponed: calls in flight did not finish");
-            nextCheckpointAttempt = System.nanoTime() + 1_000_000_000L;
+            postponeCheckpoint();
             return;
         }
         try {
@@ -489,16 +489,24 @@ public final class ProtectedDatabase {
                 s.execute("CHECKPOINT");
             } catch (SQLException e) {
                 // "other write transactions active": an app transaction holds uncommitted updates. Try again soon.
-                nextCheckpointAttempt = System.nanoTime() + 1_000_000_000L;
                 Log.debug(name + ": checkpoint postponed: " + e.getMessage());
+                postponeCheckpoint();
                 return;
             }
+            checkpointRequested = false;
+            checkpointBackoffMs = 0;
             checkpointCount++;
             closeEpoch();
         } finally {
             gate.open();
         }
         newBase("checkpoint");
+    }
+
+    /** Back off 50 ms, doubling up to 2 s: retries stay cheap for the app and quick to succeed. */
+    private void postponeCheckpoint() {
+        checkpointBackoffMs = Math.min(2000, Math.max(50, checkpointBackoffMs * 2));
+        nextCheckpointAttempt = System.nanoTime() + checkpointBackoffMs * 1_000_000L;
     }
 
     /** A checkpoint duckguard did not drive (app SQL CHECKPOINT, ...). Keep the chain restorable: new base now. */
