@@ -20,6 +20,24 @@ public final class AgentLifecycle {
         return registry;
     }
 
+    /** Retention and garbage collection every gc.interval on duckguard-gc; failures are logged, retried next time. */
+    private static void startGarbageCollection(AgentConfig cfg, Repository repo) {
+        io.duckguard.runtime.util.Threads.start("gc", () -> {
+            io.duckguard.runtime.retention.GarbageCollector gc = new io.duckguard.runtime.retention.GarbageCollector(
+                    repo, java.time.Duration.ofMinutes(15), Log::debug);
+            while (true) {
+                try {
+                    Thread.sleep(cfg.gcInterval.toMillis());
+                    gc.run(cfg.retention, false);
+                } catch (InterruptedException e) {
+                    return;
+                } catch (Exception e) {
+                    Log.warn("garbage collection failed (retried in " + cfg.gcInterval + "): " + e.getMessage());
+                }
+            }
+        });
+    }
+
     public static synchronized DuckGuardRuntime.Start start(String agentArgs, boolean attachedLater) {
         if (registry != null) return new DuckGuardRuntime.Start(true, false, "duckguard: already running");
         boolean required = AgentConfig.requiredRequested(agentArgs, System.getProperties(), System.getenv());
@@ -36,6 +54,7 @@ public final class AgentLifecycle {
             registry = reg;
             if (cfg.jmx) Jmx.registerAgent(repoText, null, reg);
             DuckGuardHooks.install(reg);
+            startGarbageCollection(cfg, repo);
             Runtime.getRuntime().addShutdownHook(new Thread(() -> {
                 DuckGuardHooks.markInternalThread();
                 reg.shutdownAll();

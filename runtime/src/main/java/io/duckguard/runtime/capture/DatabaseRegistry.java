@@ -144,7 +144,31 @@ public final class DatabaseRegistry implements HookListener {
         for (ProtectedDatabase pd : byPath.values()) if (pd.name.equals(name)) return pd.status();
         String f = failures.get(name);
         if (f == null) return null;
-        return new DatabaseStatusView(name, "", false, f, cfg.mode.name().toLowerCase(), 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0);
+        return new DatabaseStatusView(name, "", false, f, cfg.mode.name().toLowerCase(), 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+    }
+
+    /** The live protected database with this file name, or null. */
+    ProtectedDatabase get(String name) {
+        for (ProtectedDatabase pd : byPath.values()) if (pd.name.equals(name)) return pd;
+        return null;
+    }
+
+    /** Checkpoint now and wait for the snapshot that opens the next epoch; returns that epoch. */
+    public long snapshotNow(String name, java.time.Duration timeout) throws Exception {
+        ProtectedDatabase pd = get(name);
+        if (pd == null) throw new IllegalStateException("database " + name + " is not open");
+        return pd.checkpointAndWait(timeout);
+    }
+
+    /** A DuckDB driver from the app's own class loader (JMX restores run inside the app). */
+    public io.duckguard.runtime.restore.DuckDbDriver appDriver(String name) throws Exception {
+        ProtectedDatabase pd = get(name);
+        if (pd == null) throw new IllegalStateException("database " + name + " is not open");
+        return pd.appDriver();
+    }
+
+    public Repository repository() {
+        return repo;
     }
 
     public boolean checkpointNow(String name) {

@@ -5,4 +5,5 @@ public record DatabaseStatusView(String name, String path, boolean healthy, Stri
                                  long shippedLagMillis, long unshippedBytes, long lastShippedCommitTime,
                                  long repositoryBytes, long agentErrors, long currentEpoch, long commitsShipped,
                                  long syncTimeouts, long lastSnapshotTime, long snapshotCount, long checkpointCount,
-                                 double syncWaitMillisP99) {}
+                                 double syncWaitMillisP99, double checkpointStallMillisP50,
+                                 double checkpointStallMillisP99, double checkpointStallMillisMax) {}

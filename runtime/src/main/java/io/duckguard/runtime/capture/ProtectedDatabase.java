@@ -88,6 +88,8 @@ public final class ProtectedDatabase {
     private volatile long snapshotCount;
     private volatile long checkpointCount;
     private final Recorder syncWaitMicros = new Recorder(3);
+    /** How long each agent checkpoint held new transactions at the gate, cumulative (microseconds). */
+    private final Histogram gateStallMicros = new Histogram(3);
     private Histogram syncWaitInterval;
 
     // Shipper-thread state: the current epoch.
@@ -251,6 +253,30 @@ public final class ProtectedDatabase {
 
     boolean isClosed() {
         return closed;
+    }
+
+    /**
+     * Asks for an agent checkpoint and waits until the snapshot of the new epoch is stored. Any thread but the
+     * shipper. Throws if the shipper reports a problem or the timeout passes.
+     */
+    long checkpointAndWait(java.time.Duration timeout) throws Exception {
+        long before = state.epoch();
+        long deadline = System.nanoTime() + timeout.toNanos();
+        requestCheckpoint();
+        while (true) {
+            ShipState st = state;
+            if (st.epoch() > before && st.baseStored()) return st.epoch();
+            if (closed) throw new IllegalStateException(name + " was closed");
+            if (System.nanoTime() > deadline) {
+                throw new java.util.concurrent.TimeoutException("no snapshot within " + timeout
+                        + (alarm != null ? ": " + alarm : " (transactions kept the checkpoint from running?)"));
+            }
+            Thread.sleep(20);
+        }
+    }
+
+    io.duckguard.runtime.restore.DuckDbDriver appDriver() throws Exception {
+        return io.duckguard.runtime.restore.DuckDbDriver.fromClassLoader(agentConn.getClass().getClassLoader());
     }
 
     /** Ask for a checkpoint at the next opportunity (JMX checkpointNow). */
@@ -478,6 +504,7 @@ public final class ProtectedDatabase {
      * gate, then snapshot the new base.
      */
     private void agentCheckpoint() throws Exception {
+        long closedAt = System.nanoTime();
         if (!gate.close(GATE_TIMEOUT_MS)) {
             Log.debug(name + ": checkpoint postponed: calls in flight did not finish");
             postponeCheckpoint();
@@ -499,6 +526,9 @@ public final class ProtectedDatabase {
             closeEpoch();
         } finally {
             gate.open();
+            synchronized (gateStallMicros) {
+                gateStallMicros.recordValue((System.nanoTime() - closedAt) / 1000);
+            }
         }
         newBase("checkpoint");
     }
@@ -580,10 +610,18 @@ public final class ProtectedDatabase {
             syncWaitInterval = syncWaitMicros.getIntervalHistogram(syncWaitInterval);
             h = syncWaitInterval;
         }
+        double[] stall = new double[3];
+        synchronized (gateStallMicros) {
+            if (gateStallMicros.getTotalCount() > 0) {
+                stall[0] = gateStallMicros.getValueAtPercentile(50) / 1000.0;
+                stall[1] = gateStallMicros.getValueAtPercentile(99) / 1000.0;
+                stall[2] = gateStallMicros.getMaxValue() / 1000.0;
+            }
+        }
         return new DatabaseStatusView(name, dbPath.toString(), alarm == null, alarm == null ? "ok" : alarm,
                 cfg.mode.name().toLowerCase(), lag, unshipped, lastShippedCommitTime,
                 repositoryBytes(), agentErrors.get(), st.epoch(), commitsShipped.get(),
                 syncTimeouts.get(), lastSnapshotTime, snapshotCount, checkpointCount,
-                h.getTotalCount() == 0 ? 0 : h.getValueAtPercentile(99) / 1000.0);
+                h.getTotalCount() == 0 ? 0 : h.getValueAtPercentile(99) / 1000.0, stall[0], stall[1], stall[2]);
     }
 }

@@ -1,15 +1,11 @@
 package io.duckguard.runtime.cli;
 
-import io.duckguard.runtime.crypto.CorruptObjectException;
-import io.duckguard.runtime.repository.CommitMark;
 import io.duckguard.runtime.repository.DatabaseHistory;
-import io.duckguard.runtime.repository.Manifest;
 import io.duckguard.runtime.repository.Repository;
 import io.duckguard.runtime.repository.RepositoryOpener;
-import io.duckguard.runtime.repository.WalLog;
-import io.duckguard.runtime.repository.WalRecord;
 import io.duckguard.runtime.restore.DuckDbDriver;
 import io.duckguard.runtime.restore.RestoreTarget;
+import io.duckguard.runtime.restore.RestorePoints;
 import io.duckguard.runtime.restore.Restorer;
 import java.io.PrintWriter;
 import java.nio.file.Path;
@@ -28,7 +24,8 @@ import picocli.CommandLine.Option;
  */
 @Command(name = "duckguard", mixinStandardHelpOptions = true, version = "duckguard 0.1",
         description = "Continuous, encrypted, point-in-time backup of DuckDB databases.",
-        subcommands = {Cli.RestoreCommand.class, Cli.ListCommand.class, CommandLine.HelpCommand.class})
+        subcommands = {Cli.RestoreCommand.class, Cli.ListCommand.class, Cli.VerifyCommand.class, Cli.GcCommand.class,
+            Cli.SnapshotCommand.class, CommandLine.HelpCommand.class})
 public final class Cli implements Callable<Integer> {
     @CommandLine.Spec
     CommandLine.Model.CommandSpec spec;
@@ -153,48 +150,109 @@ public final class Cli implements Callable<Integer> {
             List<String> names = database != null ? List.of(repo.database(r, database).name()) : r.databaseNames();
             out.printf("repository %s (id %s, %s)%n", r.root(), r.id(), r.codec().encrypted() ? "encrypted" : "NOT encrypted");
             if (names.isEmpty()) out.println("  no databases yet");
-            for (String n : names) {
-                DatabaseHistory h = r.database(n);
-                Properties info = h.info();
-                out.printf("database %s  (from %s, DuckDB %s)%n", n, info.getProperty("source-path"), info.getProperty("duckdb-version"));
-                long from = 0;
-                long to = 0;
-                for (long e : h.epochs()) {
-                    if (!h.hasManifest(e)) {
-                        out.printf("  epoch %d: incomplete snapshot (not restorable)%n", e);
-                        continue;
-                    }
-                    try {
-                        Manifest m = h.readManifest(e);
-                        WalLog.Contents c = h.hasWalLog(e) ? h.readWalLog(e) : null;
-                        int count = c == null ? 0 : c.commitCount();
-                        long last = lastCommitTime(c);
-                        if (from == 0) from = m.createdMillis();
-                        to = Math.max(to, Math.max(last, m.createdMillis()));
-                        out.printf("  epoch %d: snapshot %s (%s, %.1f MB), %d commits%s%n", e, Instant.ofEpochMilli(m.createdMillis()),
-                                m.reason(), m.fileSize() / 1e6, count, last > 0 ? ", last " + Instant.ofEpochMilli(last) : "");
-                        if (commits && c != null) {
-                            int i = 0;
-                            for (WalRecord rec : c.records()) {
-                                for (CommitMark cm : rec.commits()) out.printf("    commit:%d.%d  %s%n", e, ++i, Instant.ofEpochMilli(cm.timeMillis()));
-                            }
-                        }
-                    } catch (CorruptObjectException ex) {
-                        out.printf("  epoch %d: DAMAGED: %s%n", e, ex.getMessage());
-                    }
-                }
-                if (from > 0) out.printf("  restorable: %s .. %s%n", Instant.ofEpochMilli(from), Instant.ofEpochMilli(to));
-            }
+            for (String n : names) RestorePoints.describe(r.database(n), commits, out::println);
             out.flush();
             return 0;
         }
+    }
 
-        private static long lastCommitTime(WalLog.Contents c) {
-            if (c == null) return 0;
-            long t = 0;
-            for (WalRecord rec : c.records()) for (CommitMark cm : rec.commits()) t = Math.max(t, cm.timeMillis());
-            return t;
+    @Command(name = "verify", mixinStandardHelpOptions = true,
+            description = "Check the repository without changing it; exit 1 naming every damaged object and what it breaks.")
+    static final class VerifyCommand implements Callable<Integer> {
+        @CommandLine.Mixin
+        RepoOptions repo = new RepoOptions();
+
+        @Option(names = "--read-data", description = "Also read, decrypt and check every block (slower).")
+        boolean readData;
+
+        @CommandLine.Spec
+        CommandLine.Model.CommandSpec spec;
+
+        @Override
+        public Integer call() throws Exception {
+            PrintWriter out = spec.commandLine().getOut();
+            io.duckguard.runtime.verify.Verifier.Report r = new io.duckguard.runtime.verify.Verifier(repo.open(), line -> {
+                out.println(line);
+                out.flush();
+            }).run(readData);
+            for (io.duckguard.runtime.verify.Verifier.Problem p : r.problems()) spec.commandLine().getErr().println("duckguard: " + p);
+            spec.commandLine().getErr().flush();
+            return r.ok() ? 0 : 1;
         }
     }
 
+    @Command(name = "gc", mixinStandardHelpOptions = true,
+            description = "Apply retention and remove what no retained restore point needs.")
+    static final class GcCommand implements Callable<Integer> {
+        @CommandLine.Mixin
+        RepoOptions repo = new RepoOptions();
+
+        @Option(names = "--dry-run", description = "Only print what would be removed.")
+        boolean dryRun;
+
+        @Option(names = "--window", defaultValue = "1h", description = "Keep every commit of this last period restorable (default ${DEFAULT-VALUE}).")
+        String window;
+
+        @Option(names = "--snapshots", defaultValue = "10", description = "Keep this many newest snapshots (default ${DEFAULT-VALUE}).")
+        int snapshots;
+
+        @Option(names = "--daily", defaultValue = "0", description = "Also keep the newest snapshot of this many days.")
+        int daily;
+
+        @Option(names = "--weekly", defaultValue = "0", description = "Also keep the newest snapshot of this many weeks.")
+        int weekly;
+
+        @Option(names = "--grace", defaultValue = "15m", description = "Never remove packs younger than this (a snapshot may be running).")
+        String grace;
+
+        @CommandLine.Spec
+        CommandLine.Model.CommandSpec spec;
+
+        @Override
+        public Integer call() throws Exception {
+            PrintWriter out = spec.commandLine().getOut();
+            io.duckguard.runtime.retention.RetentionPolicy policy = new io.duckguard.runtime.retention.RetentionPolicy(
+                    io.duckguard.runtime.util.Durations.parseDuration(window), snapshots, daily, weekly);
+            io.duckguard.runtime.retention.GarbageCollector.Report r = new io.duckguard.runtime.retention.GarbageCollector(
+                    repo.open(), io.duckguard.runtime.util.Durations.parseDuration(grace), line -> {
+                        out.println(line);
+                        out.flush();
+                    }).run(policy, dryRun);
+            for (String e : r.removedEpochs()) out.println((dryRun ? "would remove " : "removed ") + e);
+            for (String e : r.removedWalLogs()) out.println((dryRun ? "would remove the WAL of " : "removed the WAL of ") + e + " (snapshot kept)");
+            out.flush();
+            return 0;
+        }
+    }
+
+    @Command(name = "snapshot", mixinStandardHelpOptions = true,
+            description = "With the app stopped: ship the database's leftover WAL, checkpoint it and take a snapshot."
+                    + " (While the app runs, use the JMX operation snapshotNow.)")
+    static final class SnapshotCommand implements Callable<Integer> {
+        @CommandLine.Mixin
+        RepoOptions repo = new RepoOptions();
+
+        @Option(names = "--database-file", required = true, paramLabel = "FILE", description = "The DuckDB database file.")
+        Path databaseFile;
+
+        @Option(names = "--duckdb-jar", paramLabel = "JAR", description = "duckdb_jdbc jar to use (default: the one the app used).")
+        Path duckdbJar;
+
+        @CommandLine.Spec
+        CommandLine.Model.CommandSpec spec;
+
+        @Override
+        public Integer call() throws Exception {
+            PrintWriter out = spec.commandLine().getOut();
+            Repository r = repo.open();
+            Path file = databaseFile.toAbsolutePath().normalize();
+            String name = file.getFileName().toString();
+            Properties info = r.databaseNames().contains(name) ? r.database(name).info() : new Properties();
+            DuckDbDriver duckdb = DuckDbDriver.find(duckdbJar, info.getProperty("duckdb-jar"), info.getProperty("duckdb-version"));
+            long epoch = io.duckguard.runtime.capture.OneShotSnapshot.take(r, repo.keyFile, file, duckdb, out::println);
+            out.printf("snapshot %d of %s taken%n", epoch, name);
+            out.flush();
+            return 0;
+        }
+    }
 }

@@ -41,6 +41,11 @@ public final class AgentConfig {
         DEFAULTS.put("sync-failure", "degrade");
         DEFAULTS.put("checkpoint.interval", "1m");
         DEFAULTS.put("checkpoint.wal-size", "64MB");
+        DEFAULTS.put("retention.window", "1h");
+        DEFAULTS.put("retention.snapshots", "10");
+        DEFAULTS.put("retention.daily", "0");
+        DEFAULTS.put("retention.weekly", "0");
+        DEFAULTS.put("gc.interval", "10m");
         DEFAULTS.put("required", "false");
         DEFAULTS.put("jmx", "true");
         DEFAULTS.put("debug", "false");
@@ -61,6 +66,8 @@ public final class AgentConfig {
     public final SyncFailure syncFailure;
     public final Duration checkpointInterval;
     public final long checkpointWalSize;
+    public final io.duckguard.runtime.retention.RetentionPolicy retention;
+    public final Duration gcInterval;
     public final boolean required;
     public final boolean jmx;
     public final boolean debug;
@@ -100,6 +107,9 @@ public final class AgentConfig {
         } catch (IllegalArgumentException e) {
             throw bad(origin, "checkpoint.wal-size", v.get("checkpoint.wal-size"), "a size such as 64MB");
         }
+        this.retention = new io.duckguard.runtime.retention.RetentionPolicy(duration(v, origin, "retention.window"),
+                count(v, origin, "retention.snapshots"), count(v, origin, "retention.daily"), count(v, origin, "retention.weekly"));
+        this.gcInterval = duration(v, origin, "gc.interval");
         this.jmx = bool(v, origin, "jmx");
         this.debug = bool(v, origin, "debug");
     }
@@ -233,6 +243,16 @@ public final class AgentConfig {
             return d;
         } catch (IllegalArgumentException e) {
             throw bad(origin, key, v.get(key), "a positive duration such as 500ms, 1s, 5m");
+        }
+    }
+
+    private static int count(Map<String, String> v, Map<String, String> origin, String key) throws ConfigException {
+        try {
+            int n = Integer.parseInt(v.get(key).trim());
+            if (n < 0) throw new NumberFormatException();
+            return n;
+        } catch (NumberFormatException e) {
+            throw bad(origin, key, v.get(key), "a whole number >= 0");
         }
     }
 

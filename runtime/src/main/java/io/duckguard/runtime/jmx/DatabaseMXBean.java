@@ -37,6 +37,30 @@ public interface DatabaseMXBean {
 
     double getSyncWaitMillisP99();
 
+    double getCheckpointStallMillisP50();
+
+    double getCheckpointStallMillisP99();
+
+    double getCheckpointStallMillisMax();
+
+    /** The oldest restorable moment (the oldest snapshot retained). */
+    String getRestorableFrom();
+
+    /** The newest restorable moment (the last shipped commit). */
+    String getRestorableTo();
+
+    /** Every snapshot and the restorable range, one line each (as the CLI's list). */
+    String[] listRestorePoints();
+
+    /** Checkpoint now and wait (up to a minute) for the snapshot that opens the next epoch. */
+    String snapshotNow();
+
+    /**
+     * Restores into a new file from inside the running app (the app's database is not touched): target is latest,
+     * snapshot:E, commit:E.N or an ISO-8601 instant. Returns what was restored, or the error.
+     */
+    String restoreTo(String target, String outputPath);
+
     /** Asks the agent to checkpoint (and so start a new epoch with a new snapshot) as soon as it can. */
     String checkpointNow();
 }

@@ -5,7 +5,13 @@ import io.duckguard.runtime.capture.DatabaseRegistry;
 import io.duckguard.runtime.capture.DatabaseStatusView;
 import io.duckguard.runtime.util.Log;
 import java.lang.management.ManagementFactory;
+import io.duckguard.runtime.restore.RestorePoints;
+import io.duckguard.runtime.restore.RestoreTarget;
+import io.duckguard.runtime.restore.Restorer;
+import java.nio.file.Path;
 import java.time.Instant;
+import java.util.ArrayList;
+import java.util.List;
 import javax.management.MBeanServer;
 import javax.management.ObjectName;
 
@@ -73,7 +79,7 @@ public final class Jmx {
 
         private DatabaseStatusView s() {
             DatabaseStatusView v = registry.status(name);
-            return v != null ? v : new DatabaseStatusView(name, "", true, "closed by the app", "", 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+            return v != null ? v : new DatabaseStatusView(name, "", true, "closed by the app", "", 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
         }
 
         @Override public boolean isHealthy() { return s().healthy(); }
@@ -92,6 +98,70 @@ public final class Jmx {
         @Override public long getSnapshotCount() { return s().snapshotCount(); }
         @Override public long getCheckpointCount() { return s().checkpointCount(); }
         @Override public double getSyncWaitMillisP99() { return s().syncWaitMillisP99(); }
+
+        @Override public double getCheckpointStallMillisP50() { return s().checkpointStallMillisP50(); }
+        @Override public double getCheckpointStallMillisP99() { return s().checkpointStallMillisP99(); }
+        @Override public double getCheckpointStallMillisMax() { return s().checkpointStallMillisMax(); }
+        @Override public String getRestorableFrom() { return iso(range()[0]); }
+
+        @Override
+        public String getRestorableTo() {
+            return iso(Math.max(range()[1], s().lastShippedCommitTime()));
+        }
+
+        private long[] rangeCache;
+        private long rangeAt;
+
+        /** Reading the history decrypts every WAL log: at most every 10 s. */
+        private synchronized long[] range() {
+            if (rangeCache == null || System.nanoTime() - rangeAt > 10_000_000_000L) {
+                try {
+                    rangeCache = RestorePoints.range(registry.repository().database(name));
+                } catch (Exception e) {
+                    rangeCache = new long[2];
+                }
+                rangeAt = System.nanoTime();
+            }
+            return rangeCache;
+        }
+
+        @Override
+        public String[] listRestorePoints() {
+            List<String> lines = new ArrayList<>();
+            try {
+                RestorePoints.describe(registry.repository().database(name), false, lines::add);
+            } catch (Exception e) {
+                lines.add("error: " + e.getMessage());
+            }
+            return lines.toArray(new String[0]);
+        }
+
+        @Override
+        public String snapshotNow() {
+            try {
+                return "snapshot " + registry.snapshotNow(name, java.time.Duration.ofMinutes(1)) + " taken";
+            } catch (Exception e) {
+                return "failed: " + e.getMessage();
+            }
+        }
+
+        @Override
+        public String restoreTo(String target, String outputPath) {
+            // The restore opens a scratch database with the app's DuckDB on this (JMX) thread: mark the thread
+            // internal so the agent's own hooks do not take the scratch database for one of the app's.
+            String[] result = new String[1];
+            DuckGuardHooks.runInternal(() -> {
+                try {
+                    Restorer.Result r = new Restorer(registry.repository().database(name), Log::info)
+                            .restore(RestoreTarget.parse(target), Path.of(outputPath), false, registry.appDriver(name));
+                    result[0] = "restored epoch " + r.epoch() + " + " + r.commits() + " commits to " + r.output()
+                            + " in " + r.millis() + " ms";
+                } catch (Exception e) {
+                    result[0] = "failed: " + e.getMessage();
+                }
+            });
+            return result[0];
+        }
 
         @Override
         public String checkpointNow() {

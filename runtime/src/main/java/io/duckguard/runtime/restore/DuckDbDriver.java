@@ -35,6 +35,16 @@ public final class DuckDbDriver {
         return driver.connect("jdbc:duckdb:" + file.toAbsolutePath(), new Properties());
     }
 
+    /** The DuckDB driver of a class loader that has DuckDB (the app's, for restores from inside the app). */
+    public static DuckDbDriver fromClassLoader(ClassLoader cl) throws IOException {
+        try {
+            Driver d = (Driver) Class.forName("org.duckdb.DuckDBDriver", true, cl).getDeclaredConstructor().newInstance();
+            return new DuckDbDriver(d, "the application's class loader");
+        } catch (ReflectiveOperationException | LinkageError e) {
+            throw new IOException("cannot load DuckDB from the application's class loader: " + e);
+        }
+    }
+
     /**
      * @param explicit    a jar given by the operator, or null
      * @param recordedJar the jar the protected app used (may be empty or gone)

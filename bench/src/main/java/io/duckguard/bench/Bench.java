@@ -1,0 +1,33 @@
+package io.duckguard.bench;
+
+import java.util.Map;
+
+/**
+ * Entry point of the {@code bench} Maven profile: runs one benchmark by name.
+ *
+ * <pre>
+ *   mvn -B -ntp -q -Pbench -DskipTests -pl bench -am verify -Dbench=commit-latency
+ * </pre>
+ *
+ * Exit code 0 when the benchmark ran to the end (its aims are reported, never asserted), 1 when a run failed, 64 on
+ * an unknown name.
+ */
+public final class Bench {
+    private static final Map<String, String> BENCHMARKS = Map.of(
+            "commit-latency", "CommitLatencyBench: commits/s and commit latency, no agent vs async vs sync");
+
+    private Bench() {}
+
+    public static void main(String[] args) throws Exception {
+        String name = args.length > 0 ? args[0] : "commit-latency";
+        int code;
+        switch (name) {
+            case "commit-latency" -> code = CommitLatencyBench.run(CommitLatencyBench.Settings.fromSystemProperties());
+            default -> {
+                System.err.println("unknown benchmark '" + name + "'; known: " + BENCHMARKS);
+                code = 64;
+            }
+        }
+        System.exit(code);
+    }
+}
