@@ -512,6 +512,7 @@ public final class ProtectedDatabase {
         }
         try {
             ship();
+            io.duckguard.runtime.util.FaultInjection.checkpoint();
             try (Statement s = agentConn.createStatement()) {
                 s.execute("CHECKPOINT");
             } catch (SQLException e) {

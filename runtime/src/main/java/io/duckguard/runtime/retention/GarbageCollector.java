@@ -98,7 +98,10 @@ public final class GarbageCollector {
                             }
                             freed += Files.size(p);
                             removed++;
-                            if (!dryRun) Files.delete(p);
+                            if (!dryRun) {
+                                io.duckguard.runtime.util.FaultInjection.gcStep();
+                                Files.delete(p);
+                            }
                         }
                     }
                     if (!dryRun) AtomicFiles.fsyncDirectory(prefix);
@@ -114,6 +117,7 @@ public final class GarbageCollector {
     }
 
     private static void deleteDurably(Path p) throws IOException {
+        io.duckguard.runtime.util.FaultInjection.gcStep();
         if (Files.deleteIfExists(p)) AtomicFiles.fsyncDirectory(p.getParent());
     }
 

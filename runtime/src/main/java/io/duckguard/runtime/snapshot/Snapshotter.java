@@ -67,6 +67,7 @@ public final class Snapshotter {
                 int len = (int) Math.min(i == 0 ? Manifest.HEADER_BYTES : Manifest.CHUNK, size - off);
                 buf.clear().limit(len);
                 readFully(db, buf, off);
+                io.duckguard.runtime.util.FaultInjection.snapshotChunk();
                 byte[] data = buf.array();
                 fileSha.update(data, 0, len);
                 byte[] id = codec.contentId(data, 0, len);
