@@ -69,14 +69,16 @@ public final class CommitLatencyBench {
         }
     }
 
-    record Settings(int seconds, int runs, int threads, long seed, String duckdbVersion, long pauseMillis, Path outDir) {
+    record Settings(int seconds, int runs, int threads, long seed, String duckdbVersion, long pauseMillis,
+                    Path outDir) {
         static Settings fromSystemProperties() {
             Settings s = new Settings(Integer.getInteger("bench.seconds", 10), Integer.getInteger("bench.runs", 3),
                     Integer.getInteger("bench.threads", 4), Long.getLong("bench.seed", 42L),
                     System.getProperty("duckguard.duckdb.version", "1.5.6.0"), Long.getLong("bench.pause-ms", 2000L),
                     Path.of(System.getProperty("bench.out.dir", "target")).toAbsolutePath().normalize());
             if (s.seconds < 2 || s.runs < 1 || s.threads < 1) {
-                throw new IllegalArgumentException("need bench.seconds >= 2, bench.runs >= 1, bench.threads >= 1: " + s);
+                throw new IllegalArgumentException("need bench.seconds >= 2, bench.runs >= 1, bench.threads >= 1: "
+                        + s);
             }
             return s;
         }
@@ -109,7 +111,7 @@ public final class CommitLatencyBench {
 
     private CommitLatencyBench() {}
 
-    /** Runs the benchmark, prints the report and writes it to {@code <out>/commit-latency.md}; returns the exit code. */
+    /** Runs the benchmark, prints the report, writes it to {@code <out>/commit-latency.md}; returns the exit code. */
     static int run(Settings s) throws Exception {
         Path root = WorkDirs.create("commit-latency");
         String loadBefore = loadAverage();
@@ -185,7 +187,8 @@ public final class CommitLatencyBench {
         while (true) {
             long left = deadline - System.nanoTime();
             if (left <= 0) {
-                throw new TimeoutException("no DONE from " + app.logFile() + " within " + timeout + "\n" + app.output());
+                throw new TimeoutException("no DONE from " + app.logFile() + " within " + timeout + "\n"
+                        + app.output());
             }
             app.waitForLine("", Duration.ofNanos(left), next); // any line at index >= next
             long now = System.nanoTime();
@@ -237,7 +240,8 @@ public final class CommitLatencyBench {
             }
         }
         if (ready == null || summary == null || latency == null) {
-            throw new IllegalStateException("READY/SUMMARY/LATENCY missing (log " + app.logFile() + ")\n" + app.output());
+            throw new IllegalStateException("READY/SUMMARY/LATENCY missing (log " + app.logFile() + ")\n"
+                    + app.output());
         }
         long acked = summary[0];
         double overall = acked / (double) s.seconds();
@@ -270,7 +274,8 @@ public final class CommitLatencyBench {
 
     // ------------------------------------------------------------------ report
 
-    static String report(Settings s, List<Run> runs, Path root, String loadBefore, String loadAfter, Exception failure) {
+    static String report(Settings s, List<Run> runs, Path root, String loadBefore, String loadAfter,
+                         Exception failure) {
         StringBuilder sb = new StringBuilder();
         sb.append("## Commit latency and throughput: no agent vs agent async vs agent sync\n\n");
         if (failure != null) {
@@ -286,7 +291,8 @@ public final class CommitLatencyBench {
                 .append("), the same JDK for the child JVMs (-Xmx1g)\n");
         sb.append("- Load average (1/5/15 min): before ").append(loadBefore).append(", after ").append(loadAfter)
                 .append('\n');
-        sb.append("- Workload: TradingApp, DuckDB ").append(s.duckdbVersion()).append(", --threads ").append(s.threads())
+        sb.append("- Workload: TradingApp, DuckDB ").append(s.duckdbVersion())
+                .append(", --threads ").append(s.threads())
                 .append(" --seconds ").append(s.seconds()).append(" --seed ").append(s.seed())
                 .append(" --big-txn-rows 0; fresh database, ack log, repository and key file per run; ")
                 .append(s.runs()).append(s.runs() == 1 ? " run" : " runs")
@@ -295,9 +301,9 @@ public final class CommitLatencyBench {
         sb.append("- Agent options: repository=<fresh dir>,key-file=<fresh file>,checkpoint.interval=1m + ")
                 .append("`mode=async,max-lag=1s` or `mode=sync`\n");
         sb.append("- commits/s: acked commits per second over the steady part of each run (first PROGRESS line to the")
-                .append(" last one before the deadline, timed by the benchmark JVM); latency: the app's HdrHistogram of")
-                .append(" the committing call (whole run). Table values are medians of the runs; ratios are ratios of")
-                .append(" medians.\n\n");
+                .append(" last one before the deadline, timed by the benchmark JVM); latency: the app's HdrHistogram")
+                .append(" of the committing call (whole run). Table values are medians of the runs; ratios are")
+                .append(" ratios of medians.\n\n");
 
         Run[] none = of(runs, Config.NONE);
         double baseRate = median(none, Run::windowRate);
@@ -336,14 +342,16 @@ public final class CommitLatencyBench {
                     x <= 2.0 ? "met" : "NOT met"));
         }
         sb.append('\n');
-        sb.append("Ratios matter, not absolute numbers: the absolute rates and latencies depend on this machine's CPUs,")
-                .append(" disk and fsync latency, and on whatever else ran at the same time (compare the load average")
-                .append(" and the spread of the runs below). The host fsyncs its own ack log after every commit in all")
-                .append(" three configurations.\n\n");
+        sb.append("Ratios matter, not absolute numbers: the absolute rates and latencies depend on this machine's")
+                .append(" CPUs, disk and fsync latency, and on whatever else ran at the same time (compare the load")
+                .append(" average and the spread of the runs below). In all three configurations the host also fsyncs")
+                .append(" its own ack log (one lock for all threads) after every commit, outside the timed commit call")
+                .append(" but inside the commits/s.\n\n");
 
         sb.append("### Runs (raw)\n\n");
         sb.append("| round | configuration | acked | failed | rolled back | window s | commits/s (window) |")
-                .append(" acked / --seconds | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | agent WARN/ERROR lines |\n");
+                .append(" acked / --seconds | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms |")
+                .append(" agent WARN/ERROR lines |\n");
         sb.append("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
         for (Run r : runs) {
             sb.append(String.format(Locale.ROOT, "| %d | %s | %d | %d | %d | %.2f | %.1f | %.1f | %s | %s | %s | %s |"
@@ -352,7 +360,8 @@ public final class CommitLatencyBench {
                     ms(r.p999()), ms(r.max()), r.agentWarnings()));
         }
         sb.append('\n');
-        sb.append("Run directories (databases, repositories, child logs, commit-latency.hgrm): ").append(root).append('\n');
+        sb.append("Run directories (databases, repositories, child logs, commit-latency.hgrm): ").append(root)
+                .append('\n');
         sb.append('\n');
         sb.append("Command:\n\n    cd ").append(projectRoot()).append(" && ").append(s.command()).append("\n");
         return sb.toString();

@@ -6,6 +6,7 @@ import io.duckguard.it.host.AckLog;
 import io.duckguard.it.host.ReferenceState;
 import io.duckguard.it.host.ReferenceState.Verification;
 import io.duckguard.it.host.TradingApp;
+import java.io.File;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -47,6 +48,8 @@ public final class Demo {
     private static final Duration START = Duration.ofSeconds(60);
 
     private final long t0 = System.nanoTime();
+    /** The repository top (demo-data's parent); narration shows paths relative to it, as a reader would type them. */
+    private String top = "";
 
     private Demo() {
     }
@@ -69,6 +72,7 @@ public final class Demo {
     private void run() throws Exception {
         Path data = Path.of(System.getProperty("duckguard.demo.dir", "demo-data")).toAbsolutePath().normalize();
         deleteTree(data);
+        top = data.getParent() + File.separator;
         Path logs = Files.createDirectories(data.resolve("logs"));
         Path db = data.resolve("trade_data.duckdb");
         Path wal = Path.of(db + ".wal");
@@ -82,12 +86,13 @@ public final class Demo {
         String agentOptions = "repository=" + repo + ",key-file=" + key + ",mode=sync,checkpoint.interval=2s";
 
         headline("duckguard demo: kill -9, then the disk dies, then restore");
-        say("working in " + data + " (wiped first; child logs in " + data.relativize(logs) + "/)");
-        say("agent jar  " + ChildJvm.agentJar());
+        // Printed as is (not through say): the one place the reader sees where everything is.
+        System.out.println("   working in " + data + " (wiped first; child logs in " + data.relativize(logs) + "/);"
+                + " paths below are relative to " + top);
 
         // ---------------------------------------------------------------- 1. trade, protected
         headline("1. A trading app that knows nothing of duckguard starts, with the agent in sync mode");
-        say("java -javaagent:duckguard-agent.jar=" + agentOptions);
+        say("java -javaagent:" + ChildJvm.agentJar() + "=" + agentOptions);
         say("     ... TradingApp --db " + db.getFileName() + " --threads 4 --ddl   (DuckDB " + ChildJvm.duckdbVersion()
                 + ")");
         say("In sync mode a commit returns to the app only once its WAL bytes are encrypted and fsynced in the backup.");
@@ -126,7 +131,7 @@ public final class Demo {
         headline("3. The disk dies: the database file and its WAL are gone");
         Files.deleteIfExists(db);
         Files.deleteIfExists(wal);
-        say("deleted " + data.relativize(db) + " and " + data.relativize(wal));
+        say("deleted " + db + " and " + wal);
 
         // ---------------------------------------------------------------- 4. list + restore
         headline("4. Restore from the encrypted repository with the CLI");
@@ -161,10 +166,10 @@ public final class Demo {
         }
         Verification all = verify(asOf, acks);
         int contained = all.acked() - all.missingAcked().size();
-        say(data.relativize(asOf) + " holds " + contained + " of the " + all.acked() + " acknowledged transactions:"
+        say(asOf + " holds " + contained + " of the " + all.acked() + " acknowledged transactions:"
                 + " all " + byThen.acked() + " acknowledged by " + pit
-                + (contained > byThen.acked() ? " (+" + (contained - byThen.acked()) + " that committed by then and"
-                + " were acknowledged a moment later)" : "") + "; none partial");
+                + (contained > byThen.acked() ? " (+" + (contained - byThen.acked()) + " committed by then,"
+                + " acknowledged a moment later)" : "") + "; none partial");
 
         headline("Done in " + elapsed() + ": nothing the app was told is committed was lost.");
     }
@@ -173,7 +178,7 @@ public final class Demo {
 
     /** Runs the agent jar as a CLI, echoing its command and output; a non-zero exit fails the demo. */
     private void cli(Path logs, String... args) throws IOException, InterruptedException {
-        say("$ java -jar duckguard-agent.jar " + String.join(" ", args));
+        say("$ java -jar " + ChildJvm.agentJar() + " " + String.join(" ", args));
         Cli.Result r = new Cli().workDir(logs).run(args);
         r.stdout().forEach(l -> speak("cli", l));
         r.stderr().forEach(l -> speak("cli", l));
@@ -264,12 +269,17 @@ public final class Demo {
     }
 
     private void say(String s) {
-        System.out.println("   " + s);
+        System.out.println("   " + relative(s));
     }
 
     /** A line from someone else, marked with who speaks and when (seconds since the demo began). */
     private void speak(String who, String line) {
-        System.out.printf("   [%5.1fs] %-5s | %s%n", (System.nanoTime() - t0) / 1e9, who, line);
+        System.out.printf("   [%5.1fs] %-5s | %s%n", (System.nanoTime() - t0) / 1e9, who, relative(line));
+    }
+
+    /** Shortens the absolute paths in a line to paths relative to the repository top. */
+    private String relative(String line) {
+        return top.isEmpty() ? line : line.replace(top, "");
     }
 
     private String elapsed() {

@@ -178,11 +178,11 @@ class RetentionGcTest {
             Repository repo = RepositoryOpener.openExisting(dir, key);
             RetentionPolicy.Plan plan = policy.plan(repo.database(DB), Instant.now().plusSeconds(3600));
             Process p = new ProcessBuilder(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
-                    "-Dduckguard.test.gc-step-delay-ms=15", "-cp", System.getProperty("java.class.path"),
+                    "-Dduckguard.test.gc-step-delay-ms=40", "-cp", System.getProperty("java.class.path"),
                     "io.duckguard.runtime.cli.Cli", "gc", "--repository", dir.toString(), "--key-file", key.toString(),
                     "--window", "1ms", "--snapshots", "3", "--grace", "0s")
                     .redirectErrorStream(true).redirectOutput(tmp.resolve("gc-" + i + ".log").toFile()).start();
-            Thread.sleep(400 + rnd.nextInt(900));
+            Thread.sleep(300 + rnd.nextInt(1000));
             p.destroyForcibly().waitFor();
             Verifier.Report v = new Verifier(repo, m -> { }).run(true);
             assertTrue(v.ok(), "after kill " + i + ": " + v.problems());
