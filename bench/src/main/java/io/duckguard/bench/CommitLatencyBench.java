@@ -97,6 +97,40 @@ public final class CommitLatencyBench {
                int agentWarnings, Path dir) {
     }
 
+    /**
+     * Copies of the jars the children run, taken once before the first run: the agent jar (the same build for every
+     * run, even if someone rebuilds agent/target meanwhile), the DuckDB driver (the harness then reads it from the
+     * copy) and the host app's jar (appended to the children's class path, behind the original).
+     */
+    record Jars(Path agent, Path hostCopy, String agentId) {
+        static Jars snapshot(Settings s, Path root) throws IOException {
+            Path dir = Files.createDirectories(root.resolve("jars"));
+            Path agentSrc = ChildJvm.agentJar();
+            if (!Files.isRegularFile(agentSrc)) {
+                throw new IllegalStateException("agent jar not built: " + agentSrc + " (build it: mvn -q -pl"
+                        + " hook,runtime,agent,it-tests install -DskipTests, or run the bench with -am)");
+            }
+            Path agent = Files.copy(agentSrc, dir.resolve(agentSrc.getFileName()));
+            Path duckdb = ChildJvm.duckdbJar(s.duckdbVersion());
+            Path duckdbDir = Files.createDirectories(dir.resolve("duckdb"));
+            Files.copy(duckdb, duckdbDir.resolve(duckdb.getFileName()));
+            System.setProperty("duckguard.duckdb.dir", duckdbDir.toString());
+            Path host = ChildJvm.classpathEntryOf(TradingApp.class);
+            Path hostCopy = Files.isRegularFile(host) ? Files.copy(host, dir.resolve(host.getFileName())) : null;
+            return new Jars(agent, hostCopy, agentSrc + " (" + Files.size(agent) + " bytes, sha256 "
+                    + sha256(agent).substring(0, 12) + ", built " + Files.getLastModifiedTime(agentSrc) + ")");
+        }
+
+        private static String sha256(Path file) throws IOException {
+            try {
+                java.security.MessageDigest md = java.security.MessageDigest.getInstance("SHA-256");
+                return java.util.HexFormat.of().formatHex(md.digest(Files.readAllBytes(file)));
+            } catch (java.security.NoSuchAlgorithmException e) {
+                throw new IllegalStateException(e);
+            }
+        }
+    }
+
     /** A stdout line of the child and when this JVM saw it. */
     private record TimedLine(long nanos, String text) {
     }
@@ -114,6 +148,7 @@ public final class CommitLatencyBench {
     /** Runs the benchmark, prints the report, writes it to {@code <out>/commit-latency.md}; returns the exit code. */
     static int run(Settings s) throws Exception {
         Path root = WorkDirs.create("commit-latency");
+        Jars jars = Jars.snapshot(s, root);
         String loadBefore = loadAverage();
         say("[bench] commit-latency: " + s.runs() + " x 3 runs of " + s.seconds() + " s, " + s.threads()
                 + " threads, DuckDB " + s.duckdbVersion() + "; work dir " + root);
@@ -127,7 +162,7 @@ public final class CommitLatencyBench {
                     Thread.sleep(s.pauseMillis()); // let the previous run's dirty pages and exit settle
                 }
                 try {
-                    Run r = runOnce(s, c, round, root);
+                    Run r = runOnce(s, jars, c, round, root);
                     runs.add(r);
                     say(String.format(Locale.ROOT, "[bench] %d/%d round %d %-11s %8.1f commits/s  p50=%s p99=%s"
                                     + " p99.9=%s ms  (acked=%d failed=%d)", runs.size(), total, round, c.label,
@@ -138,7 +173,7 @@ public final class CommitLatencyBench {
                 }
             }
         }
-        String report = report(s, runs, root, loadBefore, loadAverage(), failure);
+        String report = report(s, jars, runs, root, loadBefore, loadAverage(), failure);
         Files.createDirectories(s.outDir());
         Path md = s.outDir().resolve("commit-latency.md");
         Files.writeString(md, report, StandardCharsets.UTF_8);
@@ -153,19 +188,23 @@ public final class CommitLatencyBench {
         return 0;
     }
 
-    static Run runOnce(Settings s, Config c, int round, Path root) throws Exception {
+    static Run runOnce(Settings s, Jars jars, Config c, int round, Path root) throws Exception {
         Path dir = Files.createDirectories(root.resolve("r" + round + "-" + c.key()));
         Path db = dir.resolve("host.duckdb");
         Path latencyFile = dir.resolve("commit-latency.hgrm");
         ChildJvm jvm = new ChildJvm()
                 .duckdbVersion(s.duckdbVersion())
                 .agent(c.agentOptions(dir.resolve("repo"), dir.resolve("key")))
+                .agentJar(jars.agent())
                 .mainClass(TradingApp.class.getName())
                 .args("--db", db.toString(), "--ack-log", dir.resolve("host.acks").toString(),
                         "--threads", Integer.toString(s.threads()), "--seconds", Integer.toString(s.seconds()),
                         "--seed", Long.toString(s.seed()), "--big-txn-rows", "0",
                         "--latency-out", latencyFile.toString())
                 .workDir(dir).name(c.key());
+        if (jars.hostCopy() != null) {
+            jvm.classpath(jars.hostCopy()); // only used if a concurrent clean deleted the original
+        }
         try (ChildJvm.Handle app = jvm.start()) {
             List<TimedLine> lines = follow(app, Duration.ofSeconds(s.seconds() + 180L));
             int exit = app.waitFor(Duration.ofMinutes(2));
@@ -274,7 +313,7 @@ public final class CommitLatencyBench {
 
     // ------------------------------------------------------------------ report
 
-    static String report(Settings s, List<Run> runs, Path root, String loadBefore, String loadAfter,
+    static String report(Settings s, Jars jars, List<Run> runs, Path root, String loadBefore, String loadAfter,
                          Exception failure) {
         StringBuilder sb = new StringBuilder();
         sb.append("## Commit latency and throughput: no agent vs agent async vs agent sync\n\n");
@@ -300,6 +339,7 @@ public final class CommitLatencyBench {
                 .append(s.pauseMillis()).append(" ms pause between runs\n");
         sb.append("- Agent options: repository=<fresh dir>,key-file=<fresh file>,checkpoint.interval=1m + ")
                 .append("`mode=async,max-lag=1s` or `mode=sync`\n");
+        sb.append("- Agent jar: ").append(jars.agentId()).append(", copied once for all runs\n");
         sb.append("- commits/s: acked commits per second over the steady part of each run (first PROGRESS line to the")
                 .append(" last one before the deadline, timed by the benchmark JVM); latency: the app's HdrHistogram")
                 .append(" of the committing call (whole run). Table values are medians of the runs; ratios are")

@@ -896,9 +896,12 @@ public final class TradingApp {
             acked.incrementAndGet();
         }
 
+        private int checkpointAttempts;
+
         void checkpoint(long n) {
             try (Statement s = conn.createStatement()) {
-                s.execute("CHECKPOINT");
+                // Both kinds an app may issue: FORCE CHECKPOINT waits for (and blocks) other transactions.
+                s.execute(checkpointAttempts++ % 2 == 0 ? "CHECKPOINT" : "FORCE CHECKPOINT");
                 checkpoints.incrementAndGet();
                 say("CHECKPOINT n=" + n + " ok");
             } catch (SQLException e) {

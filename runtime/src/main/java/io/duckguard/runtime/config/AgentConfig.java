@@ -123,7 +123,10 @@ public final class AgentConfig {
         Map<String, String> fromArgs = parseArgs(agentArgs);
         Map<String, String> fromSys = new LinkedHashMap<>();
         for (String k : sysProps.stringPropertyNames()) {
-            if (k.startsWith("duckguard.") && !k.equals("duckguard.debug")) fromSys.put(k.substring("duckguard.".length()), sysProps.getProperty(k));
+            // duckguard.test.* are fault-injection switches of the crash tests, not agent options.
+            if (k.startsWith("duckguard.") && !k.equals("duckguard.debug") && !k.startsWith("duckguard.test.")) {
+                fromSys.put(k.substring("duckguard.".length()), sysProps.getProperty(k));
+            }
         }
         Map<String, String> fromEnv = new LinkedHashMap<>();
         for (Map.Entry<String, String> e : env.entrySet()) {
