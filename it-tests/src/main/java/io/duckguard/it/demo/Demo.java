@@ -146,8 +146,8 @@ public final class Demo {
             throw new DemoFailure("the restored database does not match the ack log:\n" + v.describe());
         }
         say("every one of the " + v.acked() + " acknowledged transactions is in the restored database; none partial"
-                + (v.unackedButPresent() > 0 ? " (plus " + v.unackedButPresent() + " that committed just before the"
-                + " kill, before the app could log their ack)" : "") + "; none of the rolled-back ones");
+                + (v.unackedButPresent() > 0 ? " (plus " + v.unackedButPresent() + " committed just before the kill,"
+                + " whose ack the app had not logged yet)" : "") + "; none of the rolled-back ones");
 
         // ---------------------------------------------------------------- 6. point in time
         Instant pit = killedAt.minus(PIT_BEFORE_KILL).truncatedTo(ChronoUnit.MILLIS);

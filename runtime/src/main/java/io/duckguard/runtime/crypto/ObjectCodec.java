@@ -89,6 +89,14 @@ public final class ObjectCodec {
     }
 
     public byte[] seal(byte[] plain, int off, int len, String name) {
+        return seal(plain, off, len, name, zstdLevel);
+    }
+
+    /**
+     * Like {@link #seal(byte[], int, int, String)} with an explicit zstd level: snapshot blocks use level 1 (DuckDB
+     * blocks are already compressed: level 3 gains 0.5% for half the speed), metadata the codec's default.
+     */
+    public byte[] seal(byte[] plain, int off, int len, String name, int zstdLevel) {
         byte flags = 0;
         byte[] payload = plain;
         int pOff = off;

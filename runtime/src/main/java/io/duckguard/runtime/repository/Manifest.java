@@ -11,6 +11,8 @@ import java.util.List;
 /**
  * Snapshot n: the database file as it was right after checkpoint n, as a list of chunks. It binds WAL epoch n to
  * its exact base: the WAL log of epoch n records {@link #fileSha256} and restore refuses any other pairing.
+ * {@code fileSha256} is the SHA-256 over the chunk ids in order; each id is a keyed hash of its chunk, so it
+ * identifies the file's exact content without a second full pass over it.
  */
 public record Manifest(long epoch, long createdMillis, long fileSize, byte[] fileSha256, byte[] headerSha256,
                        long headerIteration, String duckdbVersion, String reason, List<BlockRef> chunks) {

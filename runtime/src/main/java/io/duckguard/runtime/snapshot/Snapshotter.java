@@ -16,6 +16,12 @@ import java.util.Arrays;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.ArrayDeque;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
 
 /**
  * Takes snapshot n: reads the database file through the channel duckguard holds on it (never a new descriptor:
@@ -53,45 +59,103 @@ public final class Snapshotter {
         byte[] headerBefore = headerSha(db);
         long iteration = headerIteration(db);
         long size = db.size();
-        Map<String, BlockRef> known = new HashMap<>();
+        Map<String, BlockRef> known = new ConcurrentHashMap<>(); // read by workers, written by this thread
         if (previous != null) for (BlockRef b : previous.chunks()) known.put(Bytes.hex(b.id()), b);
         ObjectCodec codec = repo.codec();
         MessageDigest fileSha = Bytes.sha256();
         List<BlockRef> chunks = new ArrayList<>();
         long added = 0;
         int newChunks = 0;
+        // Pipeline: this thread reads chunks in order (through the held channel) and appends sealed blocks to the
+        // packs in order; WORKERS threads hash and seal in between. A bounded window keeps memory at a few MB.
+        ExecutorService pool = workers();
+        ArrayDeque<Future<Sealed>> window = new ArrayDeque<>();
         try (Packs.Writer packs = new Packs.Writer(repo)) {
-            ByteBuffer buf = ByteBuffer.allocate(Manifest.CHUNK);
-            for (int i = 0; Manifest.chunkOffset(i) < size; i++) {
-                long off = Manifest.chunkOffset(i);
-                int len = (int) Math.min(i == 0 ? Manifest.HEADER_BYTES : Manifest.CHUNK, size - off);
-                buf.clear().limit(len);
-                readFully(db, buf, off);
-                io.duckguard.runtime.util.FaultInjection.snapshotChunk();
-                byte[] data = buf.array();
-                fileSha.update(data, 0, len);
-                byte[] id = codec.contentId(data, 0, len);
-                BlockRef ref = known.get(Bytes.hex(id));
+            int count = 0;
+            for (int i = 0; Manifest.chunkOffset(i) < size; i++) count++;
+            for (int i = 0; i < count || !window.isEmpty(); ) {
+                if (i < count && window.size() < WINDOW) {
+                    long off = Manifest.chunkOffset(i);
+                    int len = (int) Math.min(i == 0 ? Manifest.HEADER_BYTES : Manifest.CHUNK, size - off);
+                    byte[] data = read(db, off, len);
+                    io.duckguard.runtime.util.FaultInjection.snapshotChunk();
+                    window.add(pool.submit(() -> seal(codec, data, known)));
+                    i++;
+                    continue;
+                }
+                Sealed sd = await(window.poll());
+                BlockRef ref = known.get(sd.hexId);
                 if (ref == null) {
-                    String name = "block:" + Bytes.hex(id);
-                    byte[] sealed = codec.seal(data, 0, len, name);
-                    ref = packs.add(id, sealed, len);
-                    known.put(Bytes.hex(id), ref);
-                    added += sealed.length;
+                    // Not in the previous snapshot (a worker may also have sealed a duplicate within this one).
+                    ref = packs.add(sd.id, sd.sealed, sd.plainLength);
+                    known.put(sd.hexId, ref);
+                    added += sd.sealed.length;
                     newChunks++;
                 }
                 chunks.add(ref);
+                fileSha.update(sd.id);
             }
             if (db.size() != size || !Arrays.equals(headerSha(db), headerBefore)) {
                 throw new ConcurrentCheckpointException("the database file changed while it was being read");
             }
             packs.finish();
+        } finally {
+            for (Future<Sealed> f : window) f.cancel(true);
         }
         Manifest m = new Manifest(epoch, System.currentTimeMillis(), size, fileSha.digest(), headerBefore, iteration,
                 duckdbVersion, reason, chunks);
         Log.info(String.format("snapshot %d (%s): %d chunks, %d new, %.1f MB added, %d ms", epoch, reason,
                 chunks.size(), newChunks, added / 1e6, (System.nanoTime() - t0) / 1_000_000));
         return m;
+    }
+
+    /** Worker threads shared by all snapshots and restores of this JVM (both cores; the reader is mostly I/O). */
+    private static final int WORKERS = Math.max(2, Runtime.getRuntime().availableProcessors());
+    private static final int WINDOW = 4 * WORKERS;
+    private static volatile ExecutorService pool;
+
+    public static ExecutorService workers() {
+        ExecutorService p = pool;
+        if (p == null) {
+            synchronized (Snapshotter.class) {
+                if (pool == null) {
+                    java.util.concurrent.atomic.AtomicInteger n = new java.util.concurrent.atomic.AtomicInteger();
+                    pool = Executors.newFixedThreadPool(WORKERS, r -> {
+                        Thread t = new Thread(() -> {
+                            io.duckguard.bootstrap.DuckGuardHooks.markInternalThread();
+                            r.run();
+                        }, "duckguard-blocks-" + n.incrementAndGet());
+                        t.setDaemon(true);
+                        t.setUncaughtExceptionHandler((th, e) -> Log.error("thread " + th.getName() + " died", e));
+                        return t;
+                    });
+                }
+                p = pool;
+            }
+        }
+        return p;
+    }
+
+    /** A hashed chunk; sealed only if the previous snapshot lacks it. */
+    private record Sealed(byte[] id, String hexId, byte[] sealed, int plainLength) {}
+
+    private static Sealed seal(ObjectCodec codec, byte[] data, Map<String, BlockRef> known) {
+        byte[] id = codec.contentId(data, 0, data.length);
+        String hex = Bytes.hex(id);
+        byte[] sealed = known.containsKey(hex) ? null : codec.seal(data, 0, data.length, "block:" + hex, 1);
+        return new Sealed(id, hex, sealed, data.length);
+    }
+
+    static <T> T await(Future<T> f) throws IOException {
+        try {
+            return f.get();
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new IOException("interrupted", e);
+        } catch (ExecutionException e) {
+            if (e.getCause() instanceof IOException io) throw io;
+            throw new IOException(e.getCause());
+        }
     }
 
     private static byte[] read(FileChannel ch, long off, int len) throws IOException {

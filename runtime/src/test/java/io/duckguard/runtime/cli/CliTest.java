@@ -186,7 +186,7 @@ class CliTest {
         assertTrue(out.contains("repository " + recorded.repository) && out.contains("encrypted"), out);
         assertTrue(out.contains("database " + RecordedHistory.DB), out);
         assertTrue(out.contains("from " + recorded.source), "shows where the database lives: " + out);
-        for (int e = 1; e <= recorded.epochs(); e++) assertTrue(out.contains("  epoch " + e + ": snapshot "), "epoch " + e + ": " + out);
+        for (int e = 1; e <= recorded.epochs(); e++) assertTrue(out.contains("  epoch " + e + ": snapshot:" + e + " "), "epoch " + e + ": " + out);
         assertTrue(out.contains("restorable: "), out);
         String epoch3 = out.lines().filter(l -> l.startsWith("  epoch 3: ")).findFirst().orElseThrow();
         assertTrue(epoch3.contains(" MB), " + (recorded.states.get(3).size() - 1) + " commits, last "), epoch3);
