@@ -45,7 +45,7 @@ public final class AgentLifecycle {
         String repoText = null;
         try {
             AgentConfig cfg = AgentConfig.parse(agentArgs, System.getProperties(), System.getenv());
-            Log.setDebug(cfg.debug);
+            Log.setDebug(cfg.debug || Boolean.getBoolean("duckguard.debug"));
             repoText = cfg.repository.toString();
             Repository repo = RepositoryOpener.openOrCreate(cfg.repository, cfg.encrypted, cfg.keyFile);
             DatabaseRegistry reg = new DatabaseRegistry(cfg, repo, name -> {

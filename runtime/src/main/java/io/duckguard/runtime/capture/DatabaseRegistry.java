@@ -69,11 +69,11 @@ public final class DatabaseRegistry implements HookListener {
     public void afterCall(Object connection) {
         if (connection == null) {
             // A call site that does not know its connection (single-value appender): check every database.
-            for (ProtectedDatabase pd : byPath.values()) pd.afterCall();
+            for (ProtectedDatabase pd : byPath.values()) pd.afterCall(null);
             return;
         }
         Object pd = byConnection.get(connection);
-        if (pd instanceof ProtectedDatabase p) p.afterCall();
+        if (pd instanceof ProtectedDatabase p) p.afterCall(connection);
     }
 
     @Override

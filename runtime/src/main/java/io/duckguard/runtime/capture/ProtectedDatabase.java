@@ -34,7 +34,7 @@ import org.HdrHistogram.Recorder;
 /**
  * One protected DuckDB database instance (one file) in this JVM: owns its checkpoints and ships its WAL.
  *
- * <p>Threads. App threads call {@link #beforeCall(Object)} / {@link #afterCall()} around each JDBC call that may commit:
+ * <p>Threads. App threads call {@link #beforeCall(Object)} / {@link #afterCall(Object)} around each JDBC call that may commit:
  * the first passes the checkpoint gate, the second notes the WAL's new size and, in sync mode, waits until every
  * commit in it is durable in the repository. One thread per database, {@code duckguard-wal-NAME} (the shipper),
  * does everything else, so the epoch state needs no locks: it reconciles with the repository at start, ships
@@ -105,6 +105,8 @@ public final class ProtectedDatabase {
     private long nextCheckpointAttempt;
     private volatile boolean checkpointRequested;
     private long checkpointBackoffMs;
+    private long lastCheckpointWarning;
+    private boolean baseNeedsCheckpoint;
     private byte[] readBuf = new byte[1 << 16];
 
     private ProtectedDatabase(String name, Path dbPath, AgentConfig cfg, DatabaseHistory history, Connection agentConn,
@@ -179,13 +181,19 @@ public final class ProtectedDatabase {
         }
     }
 
-    void afterCall() {
+    /**
+     * @param appConnection the connection the call ran on, or null when unknown. Inside a running JDBC transaction
+     *                      nothing of this connection committed, so a sync-mode waiter has nothing to wait for
+     *                      (waiting there would also keep its transaction, and so a checkpoint, from finishing).
+     */
+    void afterCall(Object appConnection) {
         gate.exit();
         long len = walFile.length(); // one stat; 0 when there is no WAL
         ShipState st = state;
         if (len == 0 && st.walKey() == null && st.baseStored()) return; // nothing written in this epoch
         clock.note(len);
         if (cfg.mode == AgentConfig.Mode.ASYNC) return; // the shipper polls well within max-lag
+        if (appConnection != null && DuckDbAccess.inTransaction(appConnection)) return;
         Object key = HeldFiles.keyOf(walPath);
         long size = key == null ? 0 : walFile.length();
         if (st.covers(key, size)) return;
@@ -322,7 +330,9 @@ public final class ProtectedDatabase {
     /** One round: notice foreign checkpoints, ship new commits, checkpoint if due. */
     private void cycle() throws Exception {
         if (writer == null) {
-            newBase("retry after a failed snapshot"); // a checkpoint happened but its snapshot failed: take it now
+            // No base for this epoch yet: the start found a WAL it cannot ship, or a snapshot failed. Take it now.
+            if (baseNeedsCheckpoint && !checkpointForNewBase()) return;
+            newBase(baseNeedsCheckpoint ? "after checkpoint" : "retry after a failed snapshot");
             return;
         }
         long now = System.nanoTime();
@@ -379,7 +389,56 @@ public final class ProtectedDatabase {
         }
         epoch = (epochs.isEmpty() ? 0 : epochs.get(epochs.size() - 1)) + 1;
         if (wal == null) wal = HeldFiles.acquire(walPath);
+        if (walHasOptimisticWrites()) {
+            // Written before duckguard's settings (attached to a running app): the WAL points into the database
+            // file and cannot be replayed onto a copy. Checkpoint first; the new base then holds all of it.
+            Log.info(name + ": the WAL holds optimistic writes from before duckguard was attached; checkpointing first");
+            baseNeedsCheckpoint = true;
+            return;
+        }
         newBase(epochs.isEmpty() ? "first snapshot" : "agent start");
+    }
+
+    private boolean walHasOptimisticWrites() throws Exception {
+        if (wal == null) return false;
+        int len = (int) wal.channel().size();
+        byte[] all = new byte[len];
+        readFully(ByteBuffer.wrap(all), 0);
+        return WalScanner.scan(all, len, 0).rowGroupData;
+    }
+
+    /** The checkpoint before a first base (see reconcile). True once done; retried with backoff. */
+    private boolean checkpointForNewBase() throws Exception {
+        if (System.nanoTime() < nextCheckpointAttempt) return false;
+        if (!gate.close(GATE_TIMEOUT_MS)) {
+            postponeCheckpoint();
+            return false;
+        }
+        try (Statement s = agentConn.createStatement()) {
+            s.execute("CHECKPOINT");
+        } catch (SQLException e) {
+            postponeCheckpoint();
+            noteCheckpointFailure(e);
+            return false;
+        } finally {
+            gate.open();
+        }
+        checkpointBackoffMs = 0;
+        checkpointCount++;
+        HeldFiles.releaseIfUnlinked(walPath, wal);
+        wal = null;
+        baseNeedsCheckpoint = false;
+        return true;
+    }
+
+    /** A checkpoint that keeps failing is worth a warning (once a minute), not only a debug line. */
+    private void noteCheckpointFailure(Exception e) {
+        Log.debug(name + ": checkpoint postponed: " + e.getMessage());
+        long now = System.nanoTime();
+        if (now - lastCheckpointWarning > 60_000_000_000L) {
+            lastCheckpointWarning = now;
+            Log.warn(name + ": checkpoint postponed (retrying): " + e.getMessage().lines().findFirst().orElse(""));
+        }
     }
 
     /** Whether the WAL on disk starts with exactly the bytes the repository already holds for this epoch. */
@@ -517,7 +576,7 @@ public final class ProtectedDatabase {
                 s.execute("CHECKPOINT");
             } catch (SQLException e) {
                 // "other write transactions active": an app transaction holds uncommitted updates. Try again soon.
-                Log.debug(name + ": checkpoint postponed: " + e.getMessage());
+                noteCheckpointFailure(e);
                 postponeCheckpoint();
                 return;
             }

@@ -25,8 +25,8 @@ import org.junit.jupiter.api.io.TempDir;
 /**
  * Invariant 2, point-in-time: the app (the test, playing the advice) records a digest of the whole database after
  * every commit: tables with their rows, sequences, views, indexes. Restores to 50 random commits spread over
- * several epochs (with DDL and a transaction larger than a row group among them) and to 10 random instants must
- * each give exactly the recorded state.
+ * several epochs (with DDL, a transaction larger than a row group, and the app's own CHECKPOINT and FORCE
+ * CHECKPOINT among them) and to 10 random instants must each give exactly the recorded state.
  */
 class PitrExactnessTest {
     @TempDir
@@ -71,6 +71,10 @@ class PitrExactnessTest {
                         sql = "UPDATE orders SET qty = qty + 1 WHERE sym = 'S" + rnd.nextInt(20) + "'";
                     } else if (k < 8) {
                         sql = "DELETE FROM orders WHERE id % 13 = " + rnd.nextInt(13);
+                    } else if (k == 8 && i % 2 == 0) {
+                        // The app's own checkpoint: the agent must notice it and keep every commit restorable.
+                        exec(reg, c, i % 4 == 0 ? "CHECKPOINT" : "FORCE CHECKPOINT");
+                        continue;
                     } else {
                         c.setAutoCommit(false); // a multi-statement transaction through JDBC
                         exec(reg, c, "INSERT INTO orders (id, sym, qty, px) VALUES (nextval('oid'), 'TX', 1, 1.5)");
