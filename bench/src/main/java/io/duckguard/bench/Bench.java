@@ -7,6 +7,7 @@ import java.util.Map;
  *
  * <pre>
  *   mvn -B -ntp -q -Pbench -DskipTests -pl bench -am verify -Dbench=commit-latency
+ *   mvn -B -ntp -q -Pbench -DskipTests -pl bench -am verify -Dbench=snapshot
  * </pre>
  *
  * Exit code 0 when the benchmark ran to the end (its aims are reported, never asserted), 1 when a run failed, 64 on
@@ -14,7 +15,8 @@ import java.util.Map;
  */
 public final class Bench {
     private static final Map<String, String> BENCHMARKS = Map.of(
-            "commit-latency", "CommitLatencyBench: commits/s and commit latency, no agent vs async vs sync");
+            "commit-latency", "CommitLatencyBench: commits/s and commit latency, no agent vs async vs sync",
+            "snapshot", "SnapshotBench: snapshot/restore/PITR of a ~1 GB file vs cp, restic, borg, EXPORT; checkpoint stall");
 
     private Bench() {}
 
@@ -23,6 +25,7 @@ public final class Bench {
         int code;
         switch (name) {
             case "commit-latency" -> code = CommitLatencyBench.run(CommitLatencyBench.Settings.fromSystemProperties());
+            case "snapshot" -> code = SnapshotBench.run(SnapshotBench.Settings.fromSystemProperties());
             default -> {
                 System.err.println("unknown benchmark '" + name + "'; known: " + BENCHMARKS);
                 code = 64;

@@ -44,14 +44,23 @@ import org.HdrHistogram.Recorder;
  *
  * <p>Why waiters compare the WAL's file identity and not only its size: after a checkpoint DuckDB deletes the
  * WAL and the next commit creates a new file whose offsets start again at 0. A size alone could then look
- * "already shipped". So a waiter is done only when the shipper has that very file open, its base snapshot is
- * stored, and everything up to the size the waiter saw is durable.
+ * "already shipped". So a waiter is done when the shipper has that very file open, its base snapshot is stored,
+ * and everything up to the size the waiter saw is durable; or when the epoch the waiter saw has been closed and
+ * the next one's base is stored (a checkpoint absorbed the waiter's commit into that base).
  */
 public final class ProtectedDatabase {
     /** What is durable in the repository now. walKey null = no WAL file in this epoch yet. */
     record ShipState(long epoch, Object walKey, long coveredTo, boolean baseStored) {
         boolean covers(Object key, long size) {
             return baseStored && Objects.equals(walKey, key) && coveredTo >= size;
+        }
+
+        /**
+         * Whether a commit seen in WAL file {@code key} up to {@code size} while the epoch was {@code seenEpoch} is
+         * durable: shipped, or its WAL was retired by a checkpoint into a base that is stored now.
+         */
+        boolean durable(long seenEpoch, Object key, long size) {
+            return covers(key, size) || (baseStored && epoch > seenEpoch);
         }
     }
 
@@ -142,6 +151,9 @@ public final class ProtectedDatabase {
         }
         Connection agentConn = DuckDbAccess.duplicate(appConnection);
         try {
+            // A duplicate inherits the JDBC autocommit flag: duplicated from an app connection in a manual
+            // transaction (agent attached to a running app), our SET GLOBAL and CHECKPOINT would run inside one.
+            agentConn.setAutoCommit(true);
             DuckDbAccess.takeOverCheckpoints(agentConn);
             String version = DuckDbAccess.version(agentConn);
             Properties info = history.exists() ? history.info() : new Properties();
@@ -196,18 +208,18 @@ public final class ProtectedDatabase {
         if (appConnection != null && DuckDbAccess.inTransaction(appConnection)) return;
         Object key = HeldFiles.keyOf(walPath);
         long size = key == null ? 0 : walFile.length();
-        if (st.covers(key, size)) return;
-        waitDurable(key, size);
+        if (st.durable(st.epoch(), key, size)) return;
+        waitDurable(st.epoch(), key, size);
     }
 
-    private void waitDurable(Object key, long size) {
+    private void waitDurable(long seenEpoch, Object key, long size) {
         long t0 = System.nanoTime();
         LockSupport.unpark(shipper);
         long deadline = t0 + cfg.syncTimeout.toNanos();
         synchronized (durableSignal) {
             waiters++;
             try {
-                while (!state.covers(key, size) && !closed) {
+                while (!state.durable(seenEpoch, key, size) && !closed) {
                     if (alarm != null && cfg.syncFailure == AgentConfig.SyncFailure.DEGRADE) {
                         syncTimeouts.incrementAndGet();
                         return; // documented policy: with the backup volume failing, keep trading (async behaviour)
@@ -331,8 +343,9 @@ public final class ProtectedDatabase {
     private void cycle() throws Exception {
         if (writer == null) {
             // No base for this epoch yet: the start found a WAL it cannot ship, or a snapshot failed. Take it now.
-            if (baseNeedsCheckpoint && !checkpointForNewBase()) return;
-            newBase(baseNeedsCheckpoint ? "after checkpoint" : "retry after a failed snapshot");
+            boolean afterCheckpoint = baseNeedsCheckpoint;
+            if (afterCheckpoint && !checkpointForNewBase()) return;
+            newBase(afterCheckpoint ? "first snapshot after checkpoint" : "retry after a failed snapshot");
             return;
         }
         long now = System.nanoTime();
@@ -492,6 +505,7 @@ public final class ProtectedDatabase {
             // A WAL is written against the base it follows. If the database header still is our base's after we
             // opened this file, the file was created before any later checkpoint: it belongs to this epoch.
             if (!Arrays.equals(Snapshotter.headerSha(db.channel()), baseHeaderSha)) {
+                Log.debug(name + ": WAL appeared after a checkpoint; not adopting it for epoch " + epoch);
                 HeldFiles.releaseIfUnlinked(walPath, w);
                 lastHeaderCheck = 0; // let the next cycle handle the checkpoint
                 return;
@@ -508,7 +522,7 @@ public final class ProtectedDatabase {
             if (r.rowGroupData) {
                 // Optimistic writes were on before duckguard's settings (attached to a running app): this WAL
                 // points into the database file and cannot be replayed onto a copy. Take a new base instead.
-                Log.warn(name + ": WAL holds optimistic-write block pointers; checkpointing to take a new base");
+                Log.warn(name + ": WAL holds optimistic-write block pointers at " + shippedEnd + "; checkpointing to take a new base");
                 checkpointRequested = true;
                 return;
             }

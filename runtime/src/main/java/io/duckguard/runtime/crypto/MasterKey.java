@@ -19,16 +19,69 @@ import javax.crypto.Mac;
 import javax.crypto.spec.SecretKeySpec;
 
 /**
- * The 256-bit master key a repository is encrypted with. It never lives in the repository: it is read from a key
- * file (one line {@code duckguard-key-v1 <base64>}, mode 0600). Sub-keys for encryption and for object ids are
- * derived from it with HMAC-SHA256 (HKDF-expand style, one block), so the master key itself never touches data.
+ * A 256-bit master key of a repository. It never lives in the repository: it comes from a key file (one line
+ * {@code duckguard-key-v1 <base64>}, mode 0600), a PKCS#12 keystore or a passphrase (see {@link KeySource}).
+ * Master keys never encrypt data: they wrap the repository's data keys (see {@link KeyWrap}). Sub-keys are derived
+ * from it with HMAC-SHA256 (HKDF-expand style, one block): its public id, its X25519 key pair for wrapping, and, for
+ * repositories of format 1, the object and id keys it used directly.
  */
 public final class MasterKey {
     private static final String PREFIX = "duckguard-key-v1 ";
+    /** Where a key came from, as recorded in the repository: file, keystore or passphrase. */
+    public static final String FILE = "file";
+    public static final String KEYSTORE = "keystore";
+    public static final String PASSPHRASE = "passphrase";
+
     private final byte[] key;
+    private final String origin;
+    private final String kdf;
+    private volatile byte[] publicKey;
 
     private MasterKey(byte[] key) {
-        this.key = key;
+        this(key, FILE, null);
+    }
+
+    private MasterKey(byte[] key, String origin, String kdf) {
+        if (key.length != 32) throw new IllegalArgumentException("a master key has 32 bytes, not " + key.length);
+        this.key = key.clone();
+        this.origin = origin;
+        this.kdf = kdf;
+    }
+
+    /** A key with the given bytes; origin is {@link #FILE}, {@link #KEYSTORE} or {@link #PASSPHRASE}. */
+    static MasterKey of(byte[] key, String origin, String kdf) {
+        return new MasterKey(key, origin, kdf);
+    }
+
+    /** Where this key came from (recorded with it in the repository; not secret). */
+    public String origin() {
+        return origin;
+    }
+
+    /** For a passphrase key, the KDF and its parameters and salt (not secret); null otherwise. */
+    public String kdf() {
+        return kdf;
+    }
+
+    byte[] bytes() {
+        return key.clone();
+    }
+
+    /** The private X25519 scalar that opens data key wraps made for this key. */
+    byte[] privateScalar() {
+        return derive("duckguard x25519 wrap key v1");
+    }
+
+    /** The public half of this key's wrapping key pair (stored in the repository; lets anyone wrap for it). */
+    public byte[] publicKey() {
+        byte[] p = publicKey;
+        if (p == null) {
+            byte[] priv = privateScalar();
+            p = KeyWrap.publicKeyOf(priv);
+            Arrays.fill(priv, (byte) 0);
+            publicKey = p;
+        }
+        return p.clone();
     }
 
     public static MasterKey generate() {

@@ -138,4 +138,50 @@ class InProcessCaptureTest {
             assertEquals(threads * each, count(rc, "SELECT count(*) FROM f"));
         }
     }
+
+    /**
+     * Attached to a running app: the WAL already holds optimistic writes (block pointers into the file) and the
+     * connection the agent first sees is inside a manual transaction. The agent must checkpoint before its first
+     * base, and commits must flow (sync mode) right after.
+     */
+    @Test
+    void attachToARunningDatabaseWithOptimisticWrites() throws Exception {
+        Path db = tmp.resolve("attach.duckdb");
+        String url = "jdbc:duckdb:" + db;
+        Connection c = DriverManager.getConnection(url);
+        try (Statement s = c.createStatement()) {
+            s.execute("PRAGMA disable_checkpoint_on_shutdown");
+            s.execute("CREATE TABLE t(i BIGINT)");
+        }
+        c.setAutoCommit(false);
+        try (Statement s = c.createStatement()) {
+            s.execute("INSERT INTO t SELECT range FROM range(130000)"); // > one row group: optimistic write
+        }
+        c.commit();
+        try (Statement s = c.createStatement()) {
+            s.execute("INSERT INTO t VALUES (-1)"); // leave the connection inside a manual transaction
+        }
+        DatabaseRegistry reg = registry(",mode=sync,sync-timeout=5s");
+        reg.beforeCall(c); // lazily registered at its first call, as after jcmd JVMTI.agent_load
+        reg.afterCall(c);
+        reg.beforeCall(c);
+        c.commit();
+        reg.afterCall(c);
+        c.setAutoCommit(true);
+        long t0 = System.nanoTime();
+        for (int i = 0; i < 20; i++) exec(reg, c, "INSERT INTO t VALUES (" + (1000000 + i) + ")");
+        long ms = (System.nanoTime() - t0) / 1_000_000;
+        DatabaseStatusView st = reg.status("attach.duckdb");
+        assertEquals(0, st.syncTimeouts(), "commits stalled: " + st);
+        assertTrue(ms < 4000, "20 commits took " + ms + " ms");
+        reg.connectionClosed(c);
+        c.close();
+        Repository repo = RepositoryOpener.openExisting(tmp.resolve("repo"), tmp.resolve("key"));
+        Path out = tmp.resolve("attach-restored.duckdb");
+        new Restorer(repo.database("attach.duckdb"), m -> { })
+                .restore(RestoreTarget.parse("latest"), out, false, DuckDbDriver.find(null, null, null));
+        try (Connection rc = DriverManager.getConnection("jdbc:duckdb:" + out)) {
+            assertEquals(130000 + 1 + 20, count(rc, "SELECT count(*) FROM t"));
+        }
+    }
 }
