@@ -5,7 +5,7 @@ import java.util.concurrent.atomic.AtomicInteger;
 /**
  * Holds new JDBC calls on one database while the checkpointer works (DESIGN.md: "briefly gates commits").
  *
- * <p>App threads call {@link #enter()} before and {@link #exit()} after each outermost call that may write; that
+ * <p>App threads call {@link #enter(boolean)} before and {@link #exit()} after each outermost call that may write; that
  * is a volatile read and two atomic adds while the gate is open. The checkpointer (the database's shipper
  * thread, the only closer) calls {@link #close(long)}, which stops new calls and waits for calls in flight to
  * finish, then {@link #open()}. If calls in flight do not drain in time (a long query), close gives up and reopens,
@@ -15,6 +15,8 @@ final class CommitGate {
     private final AtomicInteger inFlight = new AtomicInteger();
     private final Object lock = new Object();
     private volatile boolean closed;
+    /** Closed for calls inside transactions too: nothing at all may commit (a drill pins a commit position). */
+    private volatile boolean closedForAll;
     /** Whether this thread holds a pass: exit without enter (listener installed mid-call) must not unbalance us. */
     private final ThreadLocal<boolean[]> holding = ThreadLocal.withInitial(() -> new boolean[1]);
 
@@ -25,9 +27,9 @@ final class CommitGate {
      */
     void enter(boolean inTransaction) throws InterruptedException {
         while (true) {
-            if (!closed || inTransaction) {
+            if (!closed || (inTransaction && !closedForAll)) {
                 inFlight.incrementAndGet();
-                if (!closed || inTransaction) {
+                if (!closed || (inTransaction && !closedForAll)) {
                     holding.get()[0] = true;
                     return;
                 }
@@ -60,13 +62,20 @@ final class CommitGate {
      * did not happen within {@code timeoutMillis}.
      */
     boolean close(long timeoutMillis) throws InterruptedException {
+        return close(timeoutMillis, false);
+    }
+
+    /** {@link #close(long)}; with {@code all}, calls inside running transactions are held too (briefly!). */
+    boolean close(long timeoutMillis, boolean all) throws InterruptedException {
         long deadline = System.nanoTime() + timeoutMillis * 1_000_000L;
         synchronized (lock) {
+            closedForAll = all;
             closed = true;
             while (inFlight.get() > 0) {
                 long left = (deadline - System.nanoTime()) / 1_000_000L;
                 if (left <= 0) {
                     closed = false;
+                    closedForAll = false;
                     lock.notifyAll();
                     return false;
                 }
@@ -79,6 +88,7 @@ final class CommitGate {
     void open() {
         synchronized (lock) {
             closed = false;
+            closedForAll = false;
             lock.notifyAll();
         }
     }

@@ -171,6 +171,19 @@ public final class DatabaseRegistry implements HookListener {
         return repo;
     }
 
+    public boolean drillNow(String name) {
+        ProtectedDatabase pd = get(name);
+        if (pd == null) return false;
+        pd.requestDrill();
+        return true;
+    }
+
+    /** {last drill time (epoch millis), last drill result line, last verified restorable commit}; null if unknown. */
+    public Object[] drillStatus(String name) {
+        ProtectedDatabase pd = get(name);
+        return pd == null ? null : new Object[] {pd.lastDrillTime(), pd.lastDrillLine(), pd.lastVerifiedCommit()};
+    }
+
     public boolean checkpointNow(String name) {
         for (ProtectedDatabase pd : byPath.values()) {
             if (pd.name.equals(name)) {

@@ -2,6 +2,8 @@ package io.duckguard.runtime.capture;
 
 import io.duckguard.runtime.config.AgentConfig;
 import io.duckguard.runtime.crypto.CorruptObjectException;
+import io.duckguard.runtime.drill.Fingerprint;
+import io.duckguard.runtime.drill.RestoreDrill;
 import io.duckguard.runtime.repository.CommitMark;
 import io.duckguard.runtime.repository.DatabaseHistory;
 import io.duckguard.runtime.repository.Manifest;
@@ -113,6 +115,12 @@ public final class ProtectedDatabase {
     private long lastHeaderCheck;
     private long nextCheckpointAttempt;
     private volatile boolean checkpointRequested;
+    private volatile boolean drillRequested;
+    private long nextDrillNanos;
+    private volatile String lastDrillLine = "";
+    private volatile long lastDrillTime;
+    private volatile String lastVerifiedCommit = "";
+    private int epochCommits;
     private long checkpointBackoffMs;
     private long lastCheckpointWarning;
     private boolean baseNeedsCheckpoint;
@@ -130,6 +138,7 @@ public final class ProtectedDatabase {
         this.duckdbVersion = duckdbVersion;
         this.pollNanos = cfg.mode == AgentConfig.Mode.SYNC ? 20_000_000L
                 : Math.max(5_000_000L, cfg.maxLag.toNanos() / 5);
+        this.nextDrillNanos = System.nanoTime() + cfg.drillInterval.toNanos();
         this.shipper = Threads.start("wal-" + name, this::shipLoop);
     }
 
@@ -357,7 +366,94 @@ public final class ProtectedDatabase {
             }
         }
         ship();
-        if (checkpointDue(now)) agentCheckpoint();
+        if (checkpointDue(now)) {
+            agentCheckpoint();
+        } else if (drillRequested || now - nextDrillNanos > 0) {
+            pinDrill();
+        }
+    }
+
+    /** Ask for a restore drill at the next opportunity (JMX drillNow). */
+    void requestDrill() {
+        drillRequested = true;
+        LockSupport.unpark(shipper);
+    }
+
+    /**
+     * Pins a commit position for a restore drill: with the gate closed for every call (a few milliseconds), ship all
+     * that is committed, note (epoch, commits) and start a read transaction on a new connection, which sees exactly
+     * those commits. The fingerprint scan and the restore then run on duckguard-drill while the app trades on.
+     */
+    private void pinDrill() throws Exception {
+        if (!gate.close(GATE_TIMEOUT_MS, true)) return; // retried next cycle
+        Connection pinned = null;
+        long pinnedEpoch;
+        int pinnedCommits;
+        try {
+            ship();
+            pinnedEpoch = epoch;
+            pinnedCommits = epochCommits;
+            pinned = DuckDbAccess.duplicate(agentConn);
+            pinned.setAutoCommit(false);
+            try (Statement s = pinned.createStatement()) {
+                // Touching a table starts the transaction on this database: its snapshot is taken now.
+                s.executeQuery("SELECT count(*) FROM duckdb_tables()").close();
+                s.executeQuery("SELECT 1 FROM (SELECT * FROM duckdb_tables() WHERE NOT internal LIMIT 1)").close();
+                for (String t : Fingerprint.tablesOf(pinned).keySet()) {
+                    s.executeQuery("SELECT 1 FROM " + t + " LIMIT 1").close();
+                    break;
+                }
+            }
+        } catch (SQLException e) {
+            if (pinned != null) pinned.close();
+            throw e;
+        } finally {
+            gate.open();
+        }
+        drillRequested = false;
+        nextDrillNanos = System.nanoTime() + cfg.drillInterval.toNanos();
+        final Connection conn = pinned;
+        final long e = pinnedEpoch;
+        final int n = pinnedCommits;
+        Threads.start("drill-" + name, () -> runDrill(conn, e, n));
+    }
+
+    private void runDrill(Connection pinned, long e, int n) {
+        try {
+            Fingerprint live;
+            try (Connection c = pinned) {
+                live = new Fingerprint(e, n, System.currentTimeMillis(), Fingerprint.tablesOf(c));
+                c.rollback();
+            }
+            RestoreDrill.storeFingerprint(history, live);
+            RestoreDrill.Result r = RestoreDrill.run(history, live, appDriver(),
+                    Path.of(System.getProperty("java.io.tmpdir"), "duckguard-drill"));
+            lastDrillLine = r.line();
+            lastDrillTime = r.timeMillis();
+            if (r.passed()) {
+                lastVerifiedCommit = r.target();
+                Log.info(name + ": restore drill " + r.line());
+            } else {
+                Log.error(name + ": restore drill " + r.line(), null);
+                agentErrors.incrementAndGet();
+            }
+        } catch (Exception ex) {
+            lastDrillLine = "FAIL: " + ex.getMessage();
+            lastDrillTime = System.currentTimeMillis();
+            Log.error(name + ": restore drill could not run: " + ex.getMessage(), null);
+        }
+    }
+
+    String lastDrillLine() {
+        return lastDrillLine;
+    }
+
+    long lastDrillTime() {
+        return lastDrillTime;
+    }
+
+    String lastVerifiedCommit() {
+        return lastVerifiedCommit;
     }
 
     private boolean checkpointDue(long now) {
@@ -391,6 +487,7 @@ public final class ProtectedDatabase {
                     epoch = latest;
                     writer = history.openWalLogForAppend(latest);
                     shippedEnd = shipped.walEnd();
+                    epochCommits = shipped.commitCount();
                     baseHeaderSha = header;
                     epochStartNanos = System.nanoTime();
                     publish(wal == null ? null : wal.key(), shippedEnd);
@@ -480,6 +577,7 @@ public final class ProtectedDatabase {
                 lastManifest = m;
                 baseHeaderSha = m.headerSha256();
                 shippedEnd = 0;
+                epochCommits = 0;
                 epochStartNanos = System.nanoTime();
                 lastSnapshotTime = m.createdMillis();
                 snapshotCount++;
@@ -539,6 +637,7 @@ public final class ProtectedDatabase {
                 long end = r.lastCommitEnd(shippedEnd);
                 writer.append(shippedEnd, end, marks, readBuf, 0, (int) (end - shippedEnd));
                 shippedEnd = end;
+                epochCommits += r.count;
                 commitsShipped.addAndGet(r.count);
                 lastShippedCommitTime = marks.get(marks.size() - 1).timeMillis();
             }

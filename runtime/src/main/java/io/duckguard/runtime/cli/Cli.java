@@ -25,7 +25,7 @@ import picocli.CommandLine.Option;
 @Command(name = "duckguard", mixinStandardHelpOptions = true, version = "duckguard 0.1",
         description = "Continuous, encrypted, point-in-time backup of DuckDB databases.",
         subcommands = {Cli.RestoreCommand.class, Cli.ListCommand.class, Cli.VerifyCommand.class, Cli.GcCommand.class,
-            Cli.SnapshotCommand.class, CommandLine.HelpCommand.class})
+            Cli.SnapshotCommand.class, Cli.DrillCommand.class, CommandLine.HelpCommand.class})
 public final class Cli implements Callable<Integer> {
     @CommandLine.Spec
     CommandLine.Model.CommandSpec spec;
@@ -258,6 +258,42 @@ public final class Cli implements Callable<Integer> {
             out.printf("snapshot %d of %s taken%n", epoch, name);
             out.flush();
             return 0;
+        }
+    }
+
+    @Command(name = "drill", mixinStandardHelpOptions = true,
+            description = "Restore drill: restore the point of the last live fingerprint the agent recorded into a "
+                    + "scratch directory and compare it logically with the live database as it was; exit 1 if it differs.")
+    static final class DrillCommand implements Callable<Integer> {
+        @CommandLine.Mixin
+        RepoOptions repo = new RepoOptions();
+
+        @Option(names = "--database", paramLabel = "NAME", description = "Database file name (default: the only one).")
+        String database;
+
+        @Option(names = "--duckdb-jar", paramLabel = "JAR", description = "duckdb_jdbc jar to use (default: the one the app used).")
+        Path duckdbJar;
+
+        @Option(names = "--scratch", paramLabel = "DIR", description = "Where to restore (default: the temp directory).")
+        Path scratch;
+
+        @CommandLine.Spec
+        CommandLine.Model.CommandSpec spec;
+
+        @Override
+        public Integer call() throws Exception {
+            Repository r = repo.open();
+            DatabaseHistory h = repo.database(r, database);
+            Properties info = h.info();
+            DuckDbDriver duckdb = DuckDbDriver.find(duckdbJar, info.getProperty("duckdb-jar"), info.getProperty("duckdb-version"));
+            io.duckguard.runtime.drill.RestoreDrill.Result res = io.duckguard.runtime.drill.RestoreDrill.run(h,
+                    io.duckguard.runtime.drill.RestoreDrill.loadFingerprint(h), duckdb,
+                    scratch != null ? scratch : Path.of(System.getProperty("java.io.tmpdir"), "duckguard-drill"));
+            (res.passed() ? spec.commandLine().getOut() : spec.commandLine().getErr()).println(
+                    (res.passed() ? "" : "duckguard: ") + "drill " + res.line());
+            spec.commandLine().getOut().flush();
+            spec.commandLine().getErr().flush();
+            return res.passed() ? 0 : 1;
         }
     }
 }

@@ -46,6 +46,7 @@ public final class AgentConfig {
         DEFAULTS.put("retention.daily", "0");
         DEFAULTS.put("retention.weekly", "0");
         DEFAULTS.put("gc.interval", "10m");
+        DEFAULTS.put("drill.interval", "24h");
         DEFAULTS.put("required", "false");
         DEFAULTS.put("jmx", "true");
         DEFAULTS.put("debug", "false");
@@ -68,6 +69,7 @@ public final class AgentConfig {
     public final long checkpointWalSize;
     public final io.duckguard.runtime.retention.RetentionPolicy retention;
     public final Duration gcInterval;
+    public final Duration drillInterval;
     public final boolean required;
     public final boolean jmx;
     public final boolean debug;
@@ -110,6 +112,7 @@ public final class AgentConfig {
         this.retention = new io.duckguard.runtime.retention.RetentionPolicy(duration(v, origin, "retention.window"),
                 count(v, origin, "retention.snapshots"), count(v, origin, "retention.daily"), count(v, origin, "retention.weekly"));
         this.gcInterval = duration(v, origin, "gc.interval");
+        this.drillInterval = duration(v, origin, "drill.interval");
         this.jmx = bool(v, origin, "jmx");
         this.debug = bool(v, origin, "debug");
     }

@@ -61,6 +61,17 @@ public interface DatabaseMXBean {
      */
     String restoreTo(String target, String outputPath);
 
+    String getLastDrillTime();
+
+    /** PASS/FAIL, the restore point, and what differed (or the error naming the damaged object). */
+    String getLastDrillResult();
+
+    /** The newest restore point a drill restored and found identical to the live database. */
+    String getLastVerifiedRestorableCommit();
+
+    /** Runs a restore drill now (in the background); read LastDrillResult afterwards. */
+    String drillNow();
+
     /** Asks the agent to checkpoint (and so start a new epoch with a new snapshot) as soon as it can. */
     String checkpointNow();
 }

@@ -163,6 +163,20 @@ public final class Jmx {
             return result[0];
         }
 
+        private Object[] drill() {
+            Object[] d = registry.drillStatus(name);
+            return d != null ? d : new Object[] {0L, "", ""};
+        }
+
+        @Override public String getLastDrillTime() { return iso((Long) drill()[0]); }
+        @Override public String getLastDrillResult() { return (String) drill()[1]; }
+        @Override public String getLastVerifiedRestorableCommit() { return (String) drill()[2]; }
+
+        @Override
+        public String drillNow() {
+            return registry.drillNow(name) ? "drill requested" : "database " + name + " is not open";
+        }
+
         @Override
         public String checkpointNow() {
             return registry.checkpointNow(name) ? "checkpoint requested" : "database " + name + " is not open";
