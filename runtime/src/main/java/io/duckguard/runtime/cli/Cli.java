@@ -170,6 +170,10 @@ public final class Cli implements Callable<Integer> {
         @Option(names = "--read-data", description = "Also read, decrypt and check every block (slower).")
         boolean readData;
 
+        @Option(names = "--subset", defaultValue = "100%", paramLabel = "PERCENT",
+                description = "With --read-data: read only this share of the blocks, e.g. 5%% (default ${DEFAULT-VALUE}).")
+        String subset;
+
         @CommandLine.Spec
         CommandLine.Model.CommandSpec spec;
 
@@ -179,11 +183,21 @@ public final class Cli implements Callable<Integer> {
             io.duckguard.runtime.verify.Verifier.Report r = new io.duckguard.runtime.verify.Verifier(repo.open(), line -> {
                 out.println(line);
                 out.flush();
-            }).run(readData);
+            }).run(readData, parsePercent(subset));
             for (io.duckguard.runtime.verify.Verifier.Problem p : r.problems()) spec.commandLine().getErr().println("duckguard: " + p);
             spec.commandLine().getErr().flush();
             return r.ok() ? 0 : 1;
         }
+    }
+
+    static int parsePercent(String s) {
+        try {
+            int p = Integer.parseInt(s.trim().replace("%", ""));
+            if (p >= 1 && p <= 100) return p;
+        } catch (NumberFormatException e) {
+            // fall through
+        }
+        throw new IllegalArgumentException("--subset " + s + " is not a percentage from 1% to 100%");
     }
 
     @Command(name = "gc", mixinStandardHelpOptions = true,

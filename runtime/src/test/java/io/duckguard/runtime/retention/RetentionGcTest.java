@@ -166,6 +166,11 @@ class RetentionGcTest {
         assertEquals(List.of(), r.removedEpochs());
         assertEquals(packs, countPacks(repo));
         for (long e : snapshotState.keySet()) assertEquals(snapshotState.get(e), restore(repo, "snapshot:" + e));
+        // verify --read-data --subset: a deterministic share of the blocks, each read once.
+        Verifier.Report all = new Verifier(repo, m -> { }).run(true, 100);
+        Verifier.Report some = new Verifier(repo, m -> { }).run(true, 20);
+        assertTrue(all.ok() && some.ok());
+        assertTrue(some.blocksChecked() > 0 && some.blocksChecked() < all.blocksChecked(), some + " vs " + all);
     }
 
     /** kill -9 a real `gc` process at random moments (slowed per deletion so the kill lands inside it). */
