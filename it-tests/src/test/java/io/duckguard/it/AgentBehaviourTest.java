@@ -190,9 +190,40 @@ class AgentBehaviourTest {
                 ObjectName agent = new ObjectName("io.duckguard:type=Agent");
                 assertEquals(Boolean.TRUE, c.getAttribute(agent, "Healthy"));
                 assertEquals(0L, c.getAttribute(agent, "AdviceErrors"));
+                assertTrue(((String[]) c.invoke(db, "listRestorePoints", new Object[0], new String[0])).length >= 2);
+                assertTrue(!((String) c.getAttribute(db, "RestorableFrom")).isEmpty());
+
+                // A restore drill passes; then one corrupted block, and the next drill shows the failure in JMX.
+                c.invoke(db, "drillNow", new Object[0], new String[0]);
+                String pass = awaitDrill(c, db, "");
+                assertTrue(pass.startsWith("PASS "), pass);
+                assertEquals(pass.split(" ")[1], c.getAttribute(db, "LastVerifiedRestorableCommit"));
+                Path pack;
+                try (Stream<Path> s = Files.walk(dir.resolve("repo").resolve("packs"))) {
+                    pack = s.filter(Files::isRegularFile).max(java.util.Comparator.comparingLong(p -> p.toFile().length())).orElseThrow();
+                }
+                try (java.io.RandomAccessFile f = new java.io.RandomAccessFile(pack.toFile(), "rw")) {
+                    f.seek(f.length() / 2);
+                    int b = f.read();
+                    f.seek(f.length() / 2);
+                    f.write(b ^ 0x20);
+                }
+                c.invoke(db, "drillNow", new Object[0], new String[0]);
+                String fail = awaitDrill(c, db, pass);
+                assertTrue(fail.startsWith("FAIL ") && fail.contains("block:"), fail);
             }
             app.kill9();
         }
+    }
+
+    private static String awaitDrill(MBeanServerConnection c, ObjectName db, String previous) throws Exception {
+        long deadline = System.currentTimeMillis() + 60_000;
+        while (System.currentTimeMillis() < deadline) {
+            String r = (String) c.getAttribute(db, "LastDrillResult");
+            if (!r.isEmpty() && !r.equals(previous)) return r;
+            Thread.sleep(100);
+        }
+        throw new AssertionError("no drill result within 60 s");
     }
 
     private static Object attr(MBeanServerConnection c, ObjectName n, String a) {
