@@ -80,8 +80,8 @@ import org.HdrHistogram.Histogram;
  */
 public final class SnapshotBench {
     static final String DB = "trades.duckdb";
-    static final String GEN_VERSION = "gen-1";
-    static final int STALL_INSERT_ROWS = 100;
+    static final String GEN_VERSION = "gen-2";
+    static final int STALL_INSERT_ROWS = 500;
 
     record Settings(long rows, int runs, int slowRuns, int pitrCommits, int pitrThreads, int stallSeconds,
                     int stallThreads, Set<String> phases, Path outDir) {
@@ -148,7 +148,7 @@ public final class SnapshotBench {
     private final List<String> failures = new ArrayList<>();
     private final List<String> loads = new ArrayList<>();
     private final AtomicInteger procSeq = new AtomicInteger();
-    private final Path java = Path.of(System.getProperty("java.home"), "bin", "java");
+    private final Path javaExe = Path.of(System.getProperty("java.home"), "bin", "java");
 
     private Path agentJar;
     private String agentId;
@@ -161,6 +161,7 @@ public final class SnapshotBench {
     private long updatedRows;
     private long insertedRows;
     private Path keyFile;
+    private Path dataDir;
     private String blockStats = "";
     private final List<Path> dgRepos = new ArrayList<>();
     private final Map<String, String> pitr = new LinkedHashMap<>();
@@ -260,7 +261,7 @@ public final class SnapshotBench {
         keyFile = run.resolve("duckguard.key");
         MasterKey.generate().store(keyFile);
 
-        Path data = Files.createDirectories(WorkDirs.root().resolve(
+        Path data = dataDir = Files.createDirectories(WorkDirs.root().resolve(
                 s.rows() == 70_000_000L ? "snapshot-data" : "snapshot-data-" + s.rows()));
         base = data.resolve("trades-base.duckdb");
         mutated = data.resolve("trades-1pct.duckdb");
@@ -305,10 +306,10 @@ public final class SnapshotBench {
 
     /** The generator of trades rows {@code [from, to)}: deterministic columns from hash(i), px with random() bits. */
     static String tradesSelect(long from, long to) {
-        return "SELECT i, TIMESTAMP '2026-01-02 09:30:00' + to_microseconds((i * 250 + hash(i, 1) % 100000000)::BIGINT),"
+        return "SELECT i, TIMESTAMP '2026-01-02 09:30:00' + to_microseconds((i * 250 + hash(i, 1) % 10000000000)::BIGINT),"
                 + " 'S' || lpad((hash(i, 2) % 400)::VARCHAR, 3, '0'),"
                 + " CASE WHEN hash(i, 3) % 2 = 0 THEN 'BUY' ELSE 'SELL' END,"
-                + " (1 + hash(i, 4) % 1000000)::INTEGER,"
+                + " (1 + hash(i, 4) % 5000)::INTEGER,"
                 + " 10 + (hash(i, 5) % 100000000)::DOUBLE / 1000000 + random() / 1e9"
                 + " FROM range(" + from + ", " + to + ") t(i)";
     }
@@ -340,7 +341,7 @@ public final class SnapshotBench {
         say("[bench] making the 1% file: UPDATE ~" + upd + " random rows, INSERT " + ins + " rows, CHECKPOINT");
         long t0 = System.nanoTime();
         try (Connection c = DriverManager.getConnection("jdbc:duckdb:" + tmp); Statement st = c.createStatement()) {
-            updatedRows = st.executeUpdate("UPDATE trades SET px = px + 0.01 WHERE hash(id, 99) % " + s.rows() + " < " + upd);
+            updatedRows = st.executeUpdate("UPDATE trades SET qty = qty + 1 WHERE hash(id, 99) % " + s.rows() + " < " + upd);
             insertedRows = st.executeUpdate("INSERT INTO trades " + tradesSelect(s.rows(), s.rows() + ins));
             st.execute("CHECKPOINT");
         }
@@ -445,7 +446,7 @@ public final class SnapshotBench {
             Path rp = dgRepos.get(r - 1);
             Path out = outDir.resolve("dg-" + r + ".duckdb");
             sync();
-            Proc p = must("dg-restore", run, Map.of(), java.toString(), "-jar", agentJar.toString(), "restore",
+            Proc p = must("dg-restore", run, Map.of(), javaExe.toString(), "-jar", agentJar.toString(), "restore",
                     "--repository", rp.toString(), "--key-file", keyFile.toString(), "--to", "snapshot:2",
                     "--output", out.toString());
             rm.secs.add(p.seconds());
@@ -475,7 +476,7 @@ public final class SnapshotBench {
             Path rp = run.resolve("cli-repo-" + r);
             Repository.create(rp, key);
             sync();
-            Proc p = must("dg-cli-snapshot", run, Map.of(), java.toString(), "-jar", agentJar.toString(), "snapshot",
+            Proc p = must("dg-cli-snapshot", run, Map.of(), javaExe.toString(), "-jar", agentJar.toString(), "snapshot",
                     "--repository", rp.toString(), "--key-file", keyFile.toString(), "--database-file", src.toString(),
                     "--duckdb-jar", duckdbJar.toString());
             cm.secs.add(p.seconds());
@@ -716,7 +717,7 @@ public final class SnapshotBench {
                 Thread th = new Thread(() -> {
                     SplittableRandom rnd = new SplittableRandom(seed);
                     try (PreparedStatement ins = tc.prepareStatement("INSERT INTO trades VALUES (?, ?, ?, ?, ?, ?)");
-                         PreparedStatement upd = tc.prepareStatement("UPDATE trades SET px = ? WHERE id = ?")) {
+                         PreparedStatement upd = tc.prepareStatement("UPDATE trades SET qty = ? WHERE id = ?")) {
                         for (int i = 0; i < n; i++) {
                             PreparedStatement ps;
                             if (i % 2 == 0) {
@@ -729,7 +730,7 @@ public final class SnapshotBench {
                                 ps = ins;
                                 inserts.incrementAndGet();
                             } else {
-                                upd.setDouble(1, 10 + rnd.nextDouble() * 100);
+                                upd.setInt(1, 1 + rnd.nextInt(5000));
                                 upd.setLong(2, rnd.nextLong(s.rows()));
                                 ps = upd;
                             }
@@ -772,9 +773,10 @@ public final class SnapshotBench {
         cm.secs.add(commitSecs);
         cm.bytes.add(wal.walEnd());
         cm.command = "in-process: DatabaseRegistry (mode=async, checkpoint.interval=1h), " + s.pitrThreads()
-                + " threads, alternating INSERT of one row / UPDATE trades SET px=? WHERE id=<random>, autocommit,"
+                + " threads, alternating INSERT of one row / UPDATE trades SET qty=? WHERE id=<random>, autocommit,"
                 + " beforeCall/afterCall around each";
-        pitr.put("commits", n + " commits in epoch " + epoch + " (" + total + " made), shipped WAL " + mb(wal.walEnd()));
+        pitr.put("commits", n + " commits shipped in epoch " + epoch + " (" + total + " made by " + s.pitrThreads()
+                + " threads), WAL " + mb(wal.walEnd()));
         pitr.put("target", "commit:" + epoch + "." + target);
         Measure rm = m("pitr.restore", "CLI restore to commit:E.n (fresh JVM)");
         Path outDir = Files.createDirectories(dir.resolve("out"));
@@ -782,7 +784,7 @@ public final class SnapshotBench {
         for (int r = 1; r <= s.runs(); r++) {
             Path out = outDir.resolve("pitr-" + r + ".duckdb");
             sync();
-            Proc p = must("pitr-restore", run, Map.of(), java.toString(), "-jar", agentJar.toString(), "restore",
+            Proc p = must("pitr-restore", run, Map.of(), javaExe.toString(), "-jar", agentJar.toString(), "restore",
                     "--repository", repoDir.toString(), "--key-file", keyFile.toString(), "--to",
                     "commit:" + epoch + "." + target, "--output", out.toString());
             String text = Files.readString(p.log());
@@ -871,7 +873,7 @@ public final class SnapshotBench {
                                     long from = nextId.getAndAdd(STALL_INSERT_ROWS);
                                     sql = "INSERT INTO trades " + tradesSelect(from, from + STALL_INSERT_ROWS);
                                 } else {
-                                    sql = "UPDATE trades SET px = px + 0.01 WHERE id = " + rnd.nextLong(s.rows());
+                                    sql = "UPDATE trades SET qty = qty + 1 WHERE id = " + rnd.nextLong(s.rows());
                                 }
                                 long before = walFile.toFile().length();
                                 long a = System.nanoTime();
@@ -956,10 +958,11 @@ public final class SnapshotBench {
             sb.append("- Data: `").append(base).append("` ").append(mb(Files.size(base))).append(", ").append(s.rows())
                     .append(" rows (trades: id BIGINT, ts TIMESTAMP, sym VARCHAR of 400 symbols, side, qty INTEGER,"
                             + " px DOUBLE); 1% file `").append(mutated).append("` ").append(mb(Files.size(mutated)))
-                    .append(" after UPDATE of ").append(updatedRows).append(" random rows (px) + INSERT of ")
+                    .append(" after UPDATE of ").append(updatedRows).append(" random rows (SET qty = qty + 1) + INSERT of ")
                     .append(insertedRows).append(" rows + CHECKPOINT; ").append(blockStats).append('\n');
         }
-        if (agentId != null) sb.append("- Agent jar: ").append(agentId).append('\n');
+        if (agentId != null) sb.append("- Agent jar (CLI): ").append(agentId).append('\n');
+        sb.append("- Runtime on this JVM's class path (in-process rows): ").append(entryId(Snapshotter.class)).append('\n');
         sb.append("- ").append(s.runs()).append(" runs per row unless n says otherwise; values are medians; MB = 10^6 bytes;"
                 + " bytes = apparent size of the repository files (added bytes: growth of the repository). Every timed"
                 + " step is preceded by `sync`; cp/restic/borg/CLI times are wall times of the process incl. its start.\n");
@@ -987,7 +990,7 @@ public final class SnapshotBench {
         if (pr != null && pr.has()) {
             sb.append("### Point-in-time restore\n\n");
             sb.append("| what | value |\n|---|---|\n");
-            sb.append(String.format(Locale.ROOT, "| workload | %s commits in %.1f s (%.0f commits/s) |%n",
+            sb.append(String.format(Locale.ROOT, "| workload | %s; commit phase %.1f s (%.0f commits/s) |%n",
                     pitr.get("commits"), pc.s(), s.pitrCommits() / pc.s()));
             sb.append("| epochs | ").append(pitr.get("epochs")).append(" |\n");
             sb.append("| target | `").append(pitr.get("target")).append("` |\n");
@@ -1005,7 +1008,7 @@ public final class SnapshotBench {
         if (!stallRows.isEmpty()) {
             sb.append("### Commit stall during checkpoints (").append(s.stallSeconds()).append(" s per configuration, ")
                     .append(s.stallThreads()).append(" writer threads, autocommit, alternating INSERT of ")
-                    .append(STALL_INSERT_ROWS).append(" rows / UPDATE of one random row)\n\n");
+                    .append(STALL_INSERT_ROWS).append(" rows / UPDATE of qty in one random row)\n\n");
             sb.append("| configuration | s | commits | commits/s | checkpoints | p50 ms | p99 ms | p99.9 ms | max ms |"
                     + " commits spanning a checkpoint (WAL shrank across the call) | agent CheckpointStallMillis p50/p99/max |\n");
             sb.append("|---|---:|---:|---:|---|---:|---:|---:|---:|---|---|\n");
@@ -1068,8 +1071,11 @@ public final class SnapshotBench {
             Measure v = e.getValue();
             sb.append("| ").append(v.label).append(" | ").append(runs(v)).append(" | ")
                     .append(v.bytes.isEmpty() ? "-" : v.bytes.stream().map(SnapshotBench::mb).reduce((a, b) -> a + ", " + b).orElse(""))
-                    .append(" | `").append(v.command.replace("|", "\\|")).append("` |\n");
+                    .append(" | `").append(shorten(v.command).replace("|", "\\|")).append("` |\n");
         }
+        sb.append("\n$RUN = ").append(run).append(", $DATA = ").append(dataDir).append(", key file $RUN/duckguard.key;"
+                + " the agent jar in $RUN/jars is a copy of agent/target/duckguard-agent.jar taken at the start (users run"
+                + " `java -jar agent/target/duckguard-agent.jar ...`). Repositories and outputs are deleted after each run.\n");
         sb.append("\nLogs of every child process: ").append(logs).append("\n\nCommand:\n\n    cd ").append(projectRoot())
                 .append(" && ").append(s.command()).append('\n');
         return sb.toString();
@@ -1104,6 +1110,15 @@ public final class SnapshotBench {
     }
 
     // ------------------------------------------------------------------ helpers
+
+    private static String entryId(Class<?> c) {
+        try {
+            Path p = ChildJvm.classpathEntryOf(c);
+            return p + " (modified " + Files.getLastModifiedTime(p) + ")";
+        } catch (Exception e) {
+            return "n/a";
+        }
+    }
 
     /** Loads (without initializing) every class of the class-path entries the given classes came from. */
     private static void preload(Class<?>... anchors) throws Exception {
@@ -1156,7 +1171,23 @@ public final class SnapshotBench {
             throw new IllegalStateException(String.join(" ", cmd) + " did not finish in 15 minutes");
         }
         double secs = (System.nanoTime() - t0) / 1e9;
-        return new Proc(p.exitValue(), secs, log, String.join(" ", cmd));
+        return new Proc(p.exitValue(), secs, log, shellJoin(cmd));
+    }
+
+    /** The command as one would type it in a shell (single-quoting arguments with spaces or shell characters). */
+    static String shellJoin(String... cmd) {
+        StringBuilder sb = new StringBuilder();
+        for (String a : cmd) {
+            if (sb.length() > 0) sb.append(' ');
+            sb.append(a.matches("[A-Za-z0-9_./:=,+@%-]+") ? a : "'" + a.replace("'", "'\\''") + "'");
+        }
+        return sb.toString();
+    }
+
+    /** Shortens the run and data directories in a printed command to $RUN and $DATA. */
+    private String shorten(String cmd) {
+        String out = cmd.replace(run.toString(), "$RUN");
+        return dataDir == null ? out : out.replace(dataDir.toString(), "$DATA");
     }
 
     private static void sync() throws Exception {

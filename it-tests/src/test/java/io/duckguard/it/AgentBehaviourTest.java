@@ -190,6 +190,7 @@ class AgentBehaviourTest {
                 ObjectName agent = new ObjectName("io.duckguard:type=Agent");
                 assertEquals(Boolean.TRUE, c.getAttribute(agent, "Healthy"));
                 assertEquals(0L, c.getAttribute(agent, "AdviceErrors"));
+                assertEquals(0L, c.getAttribute(agent, "KeyAgeDays"), "a new repository's key is 0 days old");
                 assertTrue(((String[]) c.invoke(db, "listRestorePoints", new Object[0], new String[0])).length >= 2);
                 assertTrue(!((String) c.getAttribute(db, "RestorableFrom")).isEmpty());
 

@@ -47,7 +47,7 @@ public final class AgentLifecycle {
             AgentConfig cfg = AgentConfig.parse(agentArgs, System.getProperties(), System.getenv());
             Log.setDebug(cfg.debug || Boolean.getBoolean("duckguard.debug"));
             repoText = cfg.repository.toString();
-            Repository repo = RepositoryOpener.openOrCreate(cfg.repository, cfg.encrypted, cfg.keyFile);
+            Repository repo = RepositoryOpener.openOrCreateWith(cfg.repository, cfg.encrypted, cfg.keySource());
             DatabaseRegistry reg = new DatabaseRegistry(cfg, repo, name -> {
                 if (cfg.jmx) Jmx.registerDatabase(name, registry);
             });
@@ -55,6 +55,7 @@ public final class AgentLifecycle {
             if (cfg.jmx) Jmx.registerAgent(repoText, null, reg);
             DuckGuardHooks.install(reg);
             startGarbageCollection(cfg, repo);
+            io.duckguard.runtime.repository.KeyAgeMonitor.start(repo, cfg.keysMaxAge);
             Runtime.getRuntime().addShutdownHook(new Thread(() -> {
                 DuckGuardHooks.markInternalThread();
                 reg.shutdownAll();

@@ -171,6 +171,10 @@ public final class DatabaseRegistry implements HookListener {
         return repo;
     }
 
+    public AgentConfig config() {
+        return cfg;
+    }
+
     public boolean drillNow(String name) {
         ProtectedDatabase pd = get(name);
         if (pd == null) return false;

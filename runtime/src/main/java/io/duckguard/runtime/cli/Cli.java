@@ -25,7 +25,7 @@ import picocli.CommandLine.Option;
 @Command(name = "duckguard", mixinStandardHelpOptions = true, version = "duckguard 0.1",
         description = "Continuous, encrypted, point-in-time backup of DuckDB databases.",
         subcommands = {Cli.RestoreCommand.class, Cli.ListCommand.class, Cli.VerifyCommand.class, Cli.GcCommand.class,
-            Cli.SnapshotCommand.class, Cli.DrillCommand.class, CommandLine.HelpCommand.class})
+            Cli.SnapshotCommand.class, Cli.DrillCommand.class, KeysCommand.class, CommandLine.HelpCommand.class})
 public final class Cli implements Callable<Integer> {
     @CommandLine.Spec
     CommandLine.Model.CommandSpec spec;
@@ -65,8 +65,29 @@ public final class Cli implements Callable<Integer> {
                 description = "The repository's key (default: ~/.duckguard/keys/<repository id>.key).")
         Path keyFile;
 
+        @Option(names = "--keystore", paramLabel = "FILE",
+                description = "A PKCS#12 keystore holding the key (entry duckguard-<key id>), instead of --key-file.")
+        Path keystore;
+
+        @Option(names = "--keystore-password-env", paramLabel = "VAR", description = "Environment variable holding the keystore's password.")
+        String keystorePasswordEnv;
+
+        @Option(names = "--passphrase-env", paramLabel = "VAR",
+                description = "Environment variable holding the repository's passphrase (Argon2id), instead of --key-file.")
+        String passphraseEnv;
+
         Repository open() throws Exception {
-            return RepositoryOpener.openExisting(repository.toAbsolutePath(), keyFile == null ? null : keyFile.toAbsolutePath());
+            return RepositoryOpener.openExisting(repository.toAbsolutePath(), keySource(), false);
+        }
+
+        /** For verbs that write: a repository of format 1 is upgraded to format 2 first. */
+        Repository openForWriting() throws Exception {
+            return RepositoryOpener.openExisting(repository.toAbsolutePath(), keySource(), true);
+        }
+
+        /** The key source the options name, or null for the default key file. */
+        io.duckguard.runtime.crypto.KeySource keySource() {
+            return KeysCommand.source("--", keyFile, keystore, keystorePasswordEnv, passphraseEnv);
         }
 
         /** The database to work on: the one named, or the only one in the repository. */
@@ -263,7 +284,7 @@ public final class Cli implements Callable<Integer> {
         @Override
         public Integer call() throws Exception {
             PrintWriter out = spec.commandLine().getOut();
-            Repository r = repo.open();
+            Repository r = repo.openForWriting();
             Path file = databaseFile.toAbsolutePath().normalize();
             String name = file.getFileName().toString();
             Properties info = r.databaseNames().contains(name) ? r.database(name).info() : new Properties();

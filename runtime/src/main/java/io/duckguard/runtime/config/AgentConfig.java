@@ -7,6 +7,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.Properties;
@@ -34,7 +35,11 @@ public final class AgentConfig {
     static {
         DEFAULTS.put("repository", null);
         DEFAULTS.put("key-file", null);
+        DEFAULTS.put("keystore", null);
+        DEFAULTS.put("keystore-password-env", null);
+        DEFAULTS.put("passphrase-env", null);
         DEFAULTS.put("encryption", "aes-256-gcm");
+        DEFAULTS.put("keys.max-age", "90d");
         DEFAULTS.put("mode", "sync");
         DEFAULTS.put("max-lag", "1s");
         DEFAULTS.put("sync-timeout", "30s");
@@ -60,6 +65,14 @@ public final class AgentConfig {
 
     public final Path repository;
     public final Path keyFile;
+    /** PKCS#12 keystore holding the master key, and the environment variable holding its password. */
+    public final Path keystore;
+    public final String keystorePasswordEnv;
+    /** Environment variable holding the passphrase the master key is derived from (Argon2id). */
+    public final String passphraseEnv;
+    /** Warn (log, JMX) once the repository's current master key is older than this. */
+    public final Duration keysMaxAge;
+    private final Map<String, String> env;
     public final boolean encrypted;
     public final Mode mode;
     public final Duration maxLag;
@@ -74,8 +87,9 @@ public final class AgentConfig {
     public final boolean jmx;
     public final boolean debug;
 
-    private AgentConfig(Map<String, String> v, Map<String, String> origin) throws ConfigException {
+    private AgentConfig(Map<String, String> v, Map<String, String> origin, Map<String, String> env) throws ConfigException {
         this.values = v;
+        this.env = env;
         this.required = bool(v, origin, "required");
         String repo = v.get("repository");
         if (repo == null || repo.isBlank()) {
@@ -91,6 +105,22 @@ public final class AgentConfig {
         if (!encrypted && keyFile != null) {
             throw new ConfigException("encryption=none and key-file=" + keyFile + " contradict each other; drop one");
         }
+        this.keystore = v.get("keystore") == null ? null : Path.of(v.get("keystore")).toAbsolutePath().normalize();
+        this.keystorePasswordEnv = v.get("keystore-password-env");
+        this.passphraseEnv = v.get("passphrase-env");
+        int sources = (keyFile != null ? 1 : 0) + (keystore != null ? 1 : 0) + (passphraseEnv != null ? 1 : 0);
+        if (sources > 1) {
+            throw new ConfigException("key-file, keystore and passphrase-env each name the master key: give only one");
+        }
+        if (!encrypted && sources > 0) {
+            throw new ConfigException("encryption=none contradicts " + (keystore != null ? "keystore=" : "passphrase-env=")
+                    + "; drop one");
+        }
+        if ((keystore == null) != (keystorePasswordEnv == null)) {
+            throw new ConfigException(keystore == null ? "keystore-password-env is given without keystore="
+                    : "keystore=" + keystore + " needs keystore-password-env=VAR (the environment variable holding its password)");
+        }
+        this.keysMaxAge = duration(v, origin, "keys.max-age");
         this.mode = switch (v.get("mode").toLowerCase(Locale.ROOT)) {
             case "sync" -> Mode.SYNC;
             case "async" -> Mode.ASYNC;
@@ -121,6 +151,14 @@ public final class AgentConfig {
         return values.get(key);
     }
 
+    /** Where the master key comes from: key file, keystore or passphrase; null = the default key file. */
+    public io.duckguard.runtime.crypto.KeySource keySource() {
+        if (keyFile != null) return io.duckguard.runtime.crypto.KeySource.file(keyFile);
+        if (keystore != null) return io.duckguard.runtime.crypto.KeySource.keystore(keystore, keystorePasswordEnv, env::get);
+        if (passphraseEnv != null) return io.duckguard.runtime.crypto.KeySource.passphrase(passphraseEnv, env::get);
+        return null;
+    }
+
     /** Parses the options from all sources; see the class comment for precedence. */
     public static AgentConfig parse(String agentArgs, Properties sysProps, Map<String, String> env) throws ConfigException {
         Map<String, String> fromArgs = parseArgs(agentArgs);
@@ -140,7 +178,6 @@ public final class AgentConfig {
         Map<String, String> origin = new LinkedHashMap<>();
         check(fromArgs, "agent argument");
         check(fromSys, "system property duckguard.");
-        check(fromEnv, "environment DUCKGUARD_");
         String configFile = first("config", fromArgs, fromSys, fromEnv);
         Map<String, String> fromFile = new LinkedHashMap<>();
         if (configFile != null) {
@@ -153,12 +190,19 @@ public final class AgentConfig {
             for (String k : p.stringPropertyNames()) fromFile.put(k.trim(), p.getProperty(k).trim());
             check(fromFile, "config file " + configFile + ": ");
         }
+        // The variables that hold a passphrase or keystore password are secrets, not options (even if named DUCKGUARD_...).
+        java.util.Set<String> secretVars = new java.util.HashSet<>();
+        for (Map<String, String> m : List.of(fromArgs, fromSys, fromEnv, fromFile)) {
+            for (String k : new String[] {"passphrase-env", "keystore-password-env"}) if (m.get(k) != null) secretVars.add(m.get(k));
+        }
+        for (String var : secretVars) if (var.startsWith("DUCKGUARD_")) fromEnv.remove(envToKey(var));
+        check(fromEnv, "environment DUCKGUARD_");
         Map<String, String> merged = new LinkedHashMap<>(DEFAULTS);
         layer(merged, origin, fromFile, "config file " + configFile);
         layer(merged, origin, fromEnv, "environment");
         layer(merged, origin, fromSys, "system property");
         layer(merged, origin, fromArgs, "agent argument");
-        return new AgentConfig(merged, origin);
+        return new AgentConfig(merged, origin, env);
     }
 
     /**

@@ -21,14 +21,25 @@ public final class Jmx {
 
     public static void registerAgent(String repository, String problem, DatabaseRegistry registry) {
         register("io.duckguard:type=Agent", new AgentMXBean() {
+            /** Unhealthy when start-up failed, or when the master key is older than keys.max-age (rotate it). */
+            private String keyWarning() {
+                try {
+                    return registry == null ? null : registry.repository().keyStatus()
+                            .warning(registry.config().keysMaxAge, registry.repository().root().toString());
+                } catch (Exception e) {
+                    return null;
+                }
+            }
+
             @Override
             public boolean isHealthy() {
-                return problem == null;
+                return problem == null && keyWarning() == null;
             }
 
             @Override
             public String getHealthReason() {
-                return problem == null ? "ok" : problem;
+                String w = keyWarning();
+                return problem != null ? problem : w != null ? w : "ok";
             }
 
             @Override
@@ -44,6 +55,28 @@ public final class Jmx {
             @Override
             public long getAdviceErrors() {
                 return DuckGuardHooks.adviceErrors();
+            }
+
+            @Override
+            public long getKeyAgeDays() {
+                try {
+                    return registry == null ? -1 : registry.repository().keyStatus().keyAgeDays();
+                } catch (Exception e) {
+                    return -1;
+                }
+            }
+
+            @Override
+            public String getKeyStatus() {
+                try {
+                    if (registry == null) return "";
+                    io.duckguard.runtime.repository.KeyStatus ks = registry.repository().keyStatus();
+                    String w = ks.warning(registry.config().keysMaxAge, registry.repository().root().toString());
+                    return "current " + ks.currentKeyId() + " created " + ks.currentKeyCreated() + ", " + ks.activeKeys()
+                            + " active" + (w == null ? "" : "; " + w);
+                } catch (Exception e) {
+                    return "unknown: " + e.getMessage();
+                }
             }
         });
     }

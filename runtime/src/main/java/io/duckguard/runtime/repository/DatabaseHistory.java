@@ -105,7 +105,11 @@ public final class DatabaseHistory {
     }
 
     public void writeManifest(Manifest m) throws IOException {
-        AtomicFiles.write(epochDir(m.epoch()).resolve("manifest"), repo.codec().seal(m.encode(), manifestName(m.epoch())));
+        // The epoch's directory before its key: garbage collection takes a key whose epoch has no directory for
+        // the leftover of a removal that crashed.
+        AtomicFiles.createDirectories(epochDir(m.epoch()));
+        AtomicFiles.write(epochDir(m.epoch()).resolve("manifest"),
+                repo.codec().seal(repo.manifestKey(name, m.epoch()), m.encode(), manifestName(m.epoch())));
     }
 
     public boolean hasWalLog(long epoch) {
@@ -115,11 +119,11 @@ public final class DatabaseHistory {
     /** Creates the WAL log of {@code epoch}, bound to the base whose whole-file SHA-256 is given. */
     public void createWalLog(long epoch, byte[] baseSha256) throws IOException {
         AtomicFiles.createDirectories(epochDir(epoch));
-        WalLog.createFile(repo.codec(), epochDir(epoch).resolve("wal"), walName(epoch), epoch, baseSha256);
+        WalLog.createFile(repo.codec(), repo.walKey(name, epoch), epochDir(epoch).resolve("wal"), walName(epoch), epoch, baseSha256);
     }
 
     public WalLog.Writer openWalLogForAppend(long epoch) throws IOException, CorruptObjectException {
-        return new WalLog.Writer(repo.codec(), epochDir(epoch).resolve("wal"), walName(epoch));
+        return new WalLog.Writer(repo.codec(), repo.walKey(name, epoch), epochDir(epoch).resolve("wal"), walName(epoch));
     }
 
     public WalLog.Contents readWalLog(long epoch) throws IOException, CorruptObjectException {

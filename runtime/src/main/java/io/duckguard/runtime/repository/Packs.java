@@ -1,6 +1,8 @@
 package io.duckguard.runtime.repository;
 
 import io.duckguard.runtime.crypto.CorruptObjectException;
+import io.duckguard.runtime.crypto.DataKey;
+import io.duckguard.runtime.crypto.ObjectCodec;
 import io.duckguard.runtime.util.AtomicFiles;
 import io.duckguard.runtime.util.Bytes;
 import java.io.IOException;
@@ -15,10 +17,13 @@ import java.security.SecureRandom;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
 
 /**
  * Pack files hold sealed snapshot blocks back to back (like restic's packs), so a snapshot of thousands of blocks
  * costs a handful of fsyncs instead of one per block. Where each block is lives in the manifests, not in the pack.
+ * Every pack has its own data key, {@code keys/p-<pack id>}, destroyed with the pack (crypto-shredding).
  */
 public final class Packs {
     /** A pack is closed once it passes this size. */
@@ -59,25 +64,65 @@ public final class Packs {
      * leaves only temporary files, which garbage collection removes.
      */
     public static final class Writer implements AutoCloseable {
+        /** Blocks sealed once the open pack is this close to full are sealed for the next pack already. */
+        private static final long SWITCH_MARGIN = 4L << 20;
         private final Repository repo;
         private final SecureRandom random = new SecureRandom();
         private final List<Path[]> written = new ArrayList<>(); // {tmp, final}
+        private final List<String> writtenKeys = new ArrayList<>(); // key records of packs not yet finished
+        private final Map<String, DataKey> handedOut = new ConcurrentHashMap<>();
         private FileChannel current;
         private String currentName;
+        private DataKey currentKey;
+        private String nextName;
+        private DataKey nextKey;
+        private volatile DataKey sealingKey;
         private long currentSize;
         private long bytesWritten;
 
-        public Writer(Repository repo) {
+        public Writer(Repository repo) throws IOException {
             this.repo = repo;
+            prepareNext();
+            sealingKey = nextKey;
+        }
+
+        /**
+         * The data key to seal blocks with now (any thread): the open pack's, or the next pack's. A block sealed
+         * with a key other than that of the pack it lands in is re-encrypted by {@link #add} (AES only, no
+         * recompression). Null without encryption.
+         */
+        public DataKey sealingKey() {
+            return sealingKey;
         }
 
         public BlockRef add(byte[] id, byte[] sealed, int plainLength) throws IOException {
             if (current == null || currentSize >= TARGET_PACK_BYTES) roll();
+            if (currentKey != null) {
+                String k = ObjectCodec.keyIdOf(sealed);
+                if (!currentKey.id().equals(k)) {
+                    DataKey from = k == null ? null : handedOut.get(k);
+                    if (from == null) throw new IllegalStateException("block sealed with data key " + k + ", not one of this pack writer's");
+                    try {
+                        sealed = repo.codec().rekey(sealed, "block:" + Bytes.hex(id), from, currentKey);
+                    } catch (CorruptObjectException e) {
+                        throw new IOException(e.getMessage(), e);
+                    }
+                }
+            }
             long off = currentSize;
             ByteBuffer b = ByteBuffer.wrap(sealed);
             while (b.hasRemaining()) currentSize += current.write(b);
             bytesWritten += sealed.length;
+            if (currentSize >= TARGET_PACK_BYTES - SWITCH_MARGIN) sealingKey = nextKey;
             return new BlockRef(id, currentName, off, sealed.length, plainLength);
+        }
+
+        private void prepareNext() throws IOException {
+            byte[] n = new byte[16];
+            random.nextBytes(n);
+            nextName = Bytes.hex(n);
+            nextKey = repo.newPackKey(nextName);
+            if (nextKey != null) handedOut.put(nextKey.id(), nextKey);
         }
 
         public long bytesWritten() {
@@ -86,15 +131,19 @@ public final class Packs {
 
         private void roll() throws IOException {
             closeCurrent();
-            byte[] n = new byte[16];
-            random.nextBytes(n);
-            currentName = Bytes.hex(n);
+            currentName = nextName;
+            currentKey = nextKey;
             Path fin = path(repo, currentName);
             AtomicFiles.createDirectories(fin.getParent());
+            // The pack's key record is durable before any block sealed with it is: no pack outlives its key.
+            repo.storePackKey(currentKey, currentName);
+            if (currentKey != null) writtenKeys.add(currentKey.id());
             Path tmp = fin.resolveSibling(currentName + AtomicFiles.TMP_MARK + "pack");
             current = FileChannel.open(tmp, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE);
             currentSize = 0;
             written.add(new Path[] {tmp, fin});
+            prepareNext();
+            sealingKey = currentKey;
         }
 
         private void closeCurrent() throws IOException {
@@ -115,6 +164,7 @@ public final class Packs {
             }
             for (Path d : dirs) AtomicFiles.fsyncDirectory(d);
             written.clear();
+            writtenKeys.clear();
         }
 
         @Override
@@ -123,6 +173,8 @@ public final class Packs {
             current = null;
             for (Path[] tf : written) Files.deleteIfExists(tf[0]); // an unfinished snapshot leaves nothing behind
             written.clear();
+            if (repo.keys() != null) for (String k : writtenKeys) repo.keys().destroy(k);
+            writtenKeys.clear();
         }
     }
 }

@@ -1,6 +1,7 @@
 package io.duckguard.runtime.repository;
 
 import io.duckguard.runtime.crypto.CorruptObjectException;
+import io.duckguard.runtime.crypto.DataKey;
 import io.duckguard.runtime.crypto.ObjectCodec;
 import io.duckguard.runtime.util.AtomicFiles;
 import java.io.ByteArrayInputStream;
@@ -64,13 +65,13 @@ public final class WalLog {
         return logName + "#" + walStart;
     }
 
-    static void createFile(ObjectCodec codec, Path file, String logName, long epoch, byte[] baseSha256) throws IOException {
+    static void createFile(ObjectCodec codec, DataKey key, Path file, String logName, long epoch, byte[] baseSha256) throws IOException {
         ByteArrayOutputStream bo = new ByteArrayOutputStream();
         DataOutputStream o = new DataOutputStream(bo);
         o.writeInt(VERSION);
         o.writeLong(epoch);
         o.write(baseSha256);
-        byte[] sealed = codec.seal(bo.toByteArray(), logName + "#header");
+        byte[] sealed = codec.seal(key, bo.toByteArray(), logName + "#header");
         AtomicFiles.write(file, frame(sealed).array(), false);
     }
 
@@ -178,13 +179,15 @@ public final class WalLog {
      */
     public static final class Writer implements AutoCloseable {
         private final ObjectCodec codec;
+        private final DataKey key;
         private final String logName;
         private final FileChannel ch;
         private long goodLength;
         private long walEnd;
 
-        Writer(ObjectCodec codec, Path file, String logName) throws IOException, CorruptObjectException {
+        Writer(ObjectCodec codec, DataKey key, Path file, String logName) throws IOException, CorruptObjectException {
             this.codec = codec;
+            this.key = key;
             this.logName = logName;
             Contents c = read(codec, file, logName);
             this.ch = FileChannel.open(file, StandardOpenOption.WRITE);
@@ -220,7 +223,7 @@ public final class WalLog {
                 o.writeLong(m.timeMillis());
             }
             o.write(wal, off, len);
-            byte[] sealed = codec.seal(bo.toByteArray(), objectName(logName, walStart));
+            byte[] sealed = codec.seal(key, bo.toByteArray(), objectName(logName, walStart));
             ByteBuffer frame = frame(sealed);
             try {
                 long p = goodLength;

@@ -1,5 +1,6 @@
 package io.duckguard.runtime.snapshot;
 
+import io.duckguard.runtime.crypto.DataKey;
 import io.duckguard.runtime.crypto.ObjectCodec;
 import io.duckguard.runtime.repository.BlockRef;
 import io.duckguard.runtime.repository.Manifest;
@@ -79,7 +80,7 @@ public final class Snapshotter {
                     int len = (int) Math.min(i == 0 ? Manifest.HEADER_BYTES : Manifest.CHUNK, size - off);
                     byte[] data = read(db, off, len);
                     io.duckguard.runtime.util.FaultInjection.snapshotChunk();
-                    window.add(pool.submit(() -> seal(codec, data, known)));
+                    window.add(pool.submit(() -> seal(codec, packs.sealingKey(), data, known)));
                     i++;
                     continue;
                 }
@@ -139,10 +140,10 @@ public final class Snapshotter {
     /** A hashed chunk; sealed only if the previous snapshot lacks it. */
     private record Sealed(byte[] id, String hexId, byte[] sealed, int plainLength) {}
 
-    private static Sealed seal(ObjectCodec codec, byte[] data, Map<String, BlockRef> known) {
+    private static Sealed seal(ObjectCodec codec, DataKey key, byte[] data, Map<String, BlockRef> known) {
         byte[] id = codec.contentId(data, 0, data.length);
         String hex = Bytes.hex(id);
-        byte[] sealed = known.containsKey(hex) ? null : codec.seal(data, 0, data.length, "block:" + hex, 1);
+        byte[] sealed = known.containsKey(hex) ? null : codec.seal(key, data, 0, data.length, "block:" + hex, 1);
         return new Sealed(id, hex, sealed, data.length);
     }
 

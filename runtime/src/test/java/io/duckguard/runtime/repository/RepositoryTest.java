@@ -101,9 +101,9 @@ class RepositoryTest {
         Path dir = tmp.resolve("repo");
         Repository.create(dir, null);
         Path props = dir.resolve(Repository.PROPS);
-        Files.writeString(props, Files.readString(props).replace("format=1", "format=2"));
+        Files.writeString(props, Files.readString(props).replace("format=" + Repository.FORMAT, "format=" + (Repository.FORMAT + 1)));
         String m = message(RepositoryException.class, () -> Repository.open(dir, null));
-        assertTrue(m.contains("format 2"), m);
+        assertTrue(m.contains("format " + (Repository.FORMAT + 1)), m);
     }
 
     @Test
