@@ -140,7 +140,7 @@ public final class Cli implements Callable<Integer> {
             Repository r = repo.open();
             DatabaseHistory h = repo.database(r, database);
             Properties info = h.info();
-            DuckDbDriver duckdb = DuckDbDriver.find(duckdbJar, info.getProperty("duckdb-jar"), info.getProperty("duckdb-version"));
+            DuckDbDriver duckdb = DuckDbDriver.forDatabase(duckdbJar, info);
             Restorer.Result res = new Restorer(h, msg -> {
                 out.println(msg);
                 out.flush();
@@ -288,7 +288,7 @@ public final class Cli implements Callable<Integer> {
             Path file = databaseFile.toAbsolutePath().normalize();
             String name = file.getFileName().toString();
             Properties info = r.databaseNames().contains(name) ? r.database(name).info() : new Properties();
-            DuckDbDriver duckdb = DuckDbDriver.find(duckdbJar, info.getProperty("duckdb-jar"), info.getProperty("duckdb-version"));
+            DuckDbDriver duckdb = DuckDbDriver.forDatabase(duckdbJar, info);
             long epoch = io.duckguard.runtime.capture.OneShotSnapshot.take(r, repo.keyFile, file, duckdb, out::println);
             out.printf("snapshot %d of %s taken%n", epoch, name);
             out.flush();
@@ -320,7 +320,7 @@ public final class Cli implements Callable<Integer> {
             Repository r = repo.open();
             DatabaseHistory h = repo.database(r, database);
             Properties info = h.info();
-            DuckDbDriver duckdb = DuckDbDriver.find(duckdbJar, info.getProperty("duckdb-jar"), info.getProperty("duckdb-version"));
+            DuckDbDriver duckdb = DuckDbDriver.forDatabase(duckdbJar, info);
             io.duckguard.runtime.drill.RestoreDrill.Result res = io.duckguard.runtime.drill.RestoreDrill.run(h,
                     io.duckguard.runtime.drill.RestoreDrill.loadFingerprint(h), duckdb,
                     scratch != null ? scratch : Path.of(System.getProperty("java.io.tmpdir"), "duckguard-drill"));

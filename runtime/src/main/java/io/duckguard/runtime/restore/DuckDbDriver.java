@@ -35,6 +35,11 @@ public final class DuckDbDriver {
         return driver.connect("jdbc:duckdb:" + file.toAbsolutePath(), new Properties());
     }
 
+    /** {@link #find} for a database whose history recorded the app's jar and DuckDB version. */
+    public static DuckDbDriver forDatabase(Path explicit, java.util.Properties info) throws IOException {
+        return find(explicit, info.getProperty("duckdb-jar"), info.getProperty("duckdb-version"));
+    }
+
     /** The DuckDB driver of a class loader that has DuckDB (the app's, for restores from inside the app). */
     public static DuckDbDriver fromClassLoader(ClassLoader cl) throws IOException {
         try {

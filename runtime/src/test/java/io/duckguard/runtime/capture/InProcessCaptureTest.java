@@ -1,5 +1,6 @@
 package io.duckguard.runtime.capture;
 
+import static io.duckguard.runtime.testing.AppCalls.exec;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -36,14 +37,6 @@ class InProcessCaptureTest {
         return new DatabaseRegistry(cfg, repo, n -> { });
     }
 
-    private static void exec(DatabaseRegistry reg, Connection c, String sql) throws Exception {
-        reg.beforeCall(c);
-        try (Statement s = c.createStatement()) {
-            s.execute(sql);
-        } finally {
-            reg.afterCall(c);
-        }
-    }
 
     private static long count(Connection c, String sql) throws Exception {
         try (Statement s = c.createStatement(); ResultSet rs = s.executeQuery(sql)) {

@@ -1,5 +1,6 @@
 package io.duckguard.runtime.capture;
 
+import static io.duckguard.runtime.testing.AppCalls.exec;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -27,14 +28,6 @@ class RestoreDrillTest {
     @TempDir
     Path tmp;
 
-    private static void exec(DatabaseRegistry reg, Connection c, String sql) throws Exception {
-        reg.beforeCall(c);
-        try (Statement s = c.createStatement()) {
-            s.execute(sql);
-        } finally {
-            reg.afterCall(c);
-        }
-    }
 
     private static Object[] awaitDrill(DatabaseRegistry reg, String name, long after) throws Exception {
         long deadline = System.currentTimeMillis() + 60_000;

@@ -1,5 +1,6 @@
 package io.duckguard.runtime.repository;
 
+import static io.duckguard.runtime.testing.AppCalls.exec;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
@@ -55,14 +56,6 @@ class CryptoShreddingTest {
     final List<Long> epochs = new ArrayList<>();
     boolean sourceWalHeldTheSecret;
 
-    private static void exec(DatabaseRegistry reg, Connection c, String sql) throws Exception {
-        reg.beforeCall(c);
-        try (Statement s = c.createStatement()) {
-            s.execute(sql);
-        } finally {
-            reg.afterCall(c);
-        }
-    }
 
     @BeforeAll
     void workload() throws Exception {

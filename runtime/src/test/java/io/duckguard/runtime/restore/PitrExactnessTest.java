@@ -150,12 +150,7 @@ class PitrExactnessTest {
 
     private static void exec(DatabaseRegistry reg, Connection c, String sql) throws Exception {
         Thread.sleep(10); // every commit happens at least 10 ms after the previous point was recorded
-        reg.beforeCall(c);
-        try (Statement s = c.createStatement()) {
-            s.execute(sql);
-        } finally {
-            reg.afterCall(c);
-        }
+        io.duckguard.runtime.testing.AppCalls.exec(reg, c, sql);
     }
 
     /** Tables (definition, rows), views, indexes and sequences (their counter lives in the sql text on 1.5.6). */

@@ -1,5 +1,6 @@
 package io.duckguard.runtime.retention;
 
+import static io.duckguard.runtime.testing.AppCalls.exec;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
@@ -83,14 +84,6 @@ class RetentionGcTest {
         }
     }
 
-    private static void exec(DatabaseRegistry reg, Connection c, String sql) throws Exception {
-        reg.beforeCall(c);
-        try (Statement s = c.createStatement()) {
-            s.execute(sql);
-        } finally {
-            reg.afterCall(c);
-        }
-    }
 
     static String fingerprint(Connection c) throws Exception {
         try (Statement s = c.createStatement(); ResultSet rs = s.executeQuery("SELECT count(*), sum(i), min(i) FROM t")) {
