@@ -121,6 +121,8 @@ public final class ProtectedDatabase {
     private volatile long lastDrillTime;
     private volatile String lastVerifiedCommit = "";
     private int epochCommits;
+    /** Final length of the previous epoch's WAL log (recorded in the next manifest); -1 unknown. */
+    private long closedWalEnd = -1;
     private long checkpointBackoffMs;
     private long lastCheckpointWarning;
     private boolean baseNeedsCheckpoint;
@@ -569,9 +571,12 @@ public final class ProtectedDatabase {
     private void newBase(String reason) throws Exception {
         for (int attempt = 1; ; attempt++) {
             try {
-                Manifest m = Snapshotter.snapshot(history.repository(), db.channel(), epoch, lastManifest, duckdbVersion, reason);
-                history.writeManifest(m);
+                Manifest m = Snapshotter.snapshot(history.repository(), db.channel(), epoch, lastManifest, duckdbVersion, reason)
+                        .withPreviousWalEnd(closedWalEnd);
+                // WAL log first, manifest last: a manifest then always has its WAL log (verify relies on it), and
+                // an epoch whose manifest is missing is unfinished only while its WAL log holds no record.
                 history.createWalLog(epoch, m.fileSha256());
+                history.writeManifest(m);
                 if (writer != null) writer.close();
                 writer = history.openWalLogForAppend(epoch);
                 lastManifest = m;
@@ -732,6 +737,7 @@ public final class ProtectedDatabase {
             }
             ship();
         }
+        closedWalEnd = writer != null ? writer.walEnd() : -1;
         if (writer != null) writer.close();
         writer = null;
         HeldFiles.releaseIfUnlinked(walPath, wal);

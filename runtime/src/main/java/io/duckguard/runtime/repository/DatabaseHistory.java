@@ -21,6 +21,8 @@ import java.util.Properties;
  */
 public final class DatabaseHistory {
     static final String PROPS = "database.properties";
+    /** Marks an epoch whose WAL log retention removed on purpose (the snapshot stays). */
+    public static final String WAL_REMOVED = "wal-removed";
     private final Repository repo;
     private final String name;
     private final Path dir;
@@ -112,6 +114,10 @@ public final class DatabaseHistory {
                 repo.codec().seal(repo.manifestKey(name, m.epoch()), m.encode(), manifestName(m.epoch())));
     }
 
+    public boolean walRemovedByRetention(long epoch) {
+        return Files.exists(epochDir(epoch).resolve(WAL_REMOVED));
+    }
+
     public boolean hasWalLog(long epoch) {
         return Files.isRegularFile(epochDir(epoch).resolve("wal"));
     }
@@ -119,6 +125,16 @@ public final class DatabaseHistory {
     /** Creates the WAL log of {@code epoch}, bound to the base whose whole-file SHA-256 is given. */
     public void createWalLog(long epoch, byte[] baseSha256) throws IOException {
         AtomicFiles.createDirectories(epochDir(epoch));
+        Path f = epochDir(epoch).resolve("wal");
+        if (Files.exists(f) && !hasManifest(epoch)) {
+            // Left by a base attempt that failed before its manifest: it can hold no record (the writer opens only
+            // once the manifest exists), and its binding may name another file content. Start it afresh.
+            try {
+                if (readWalLog(epoch).records().isEmpty()) Files.delete(f);
+            } catch (CorruptObjectException e) {
+                throw new RepositoryException("cannot reuse " + walName(epoch) + ": " + e.getMessage(), e);
+            }
+        }
         WalLog.createFile(repo.codec(), repo.walKey(name, epoch), epochDir(epoch).resolve("wal"), walName(epoch), epoch, baseSha256);
     }
 

@@ -15,7 +15,23 @@ import java.util.List;
  * identifies the file's exact content without a second full pass over it.
  */
 public record Manifest(long epoch, long createdMillis, long fileSize, byte[] fileSha256, byte[] headerSha256,
-                       long headerIteration, String duckdbVersion, String reason, List<BlockRef> chunks) {
+                       long headerIteration, String duckdbVersion, String reason, List<BlockRef> chunks,
+                       long previousWalEnd) {
+    /** Without {@code previousWalEnd}: unknown (-1). */
+    public Manifest(long epoch, long createdMillis, long fileSize, byte[] fileSha256, byte[] headerSha256,
+                    long headerIteration, String duckdbVersion, String reason, List<BlockRef> chunks) {
+        this(epoch, createdMillis, fileSize, fileSha256, headerSha256, headerIteration, duckdbVersion, reason, chunks, -1);
+    }
+
+    /**
+     * The same snapshot, recording where the previous epoch's WAL log ended when this epoch began (its final
+     * length): verify can then tell a WAL log cut short by damage from the torn tail a crash may leave.
+     */
+    public Manifest withPreviousWalEnd(long end) {
+        return new Manifest(epoch, createdMillis, fileSize, fileSha256, headerSha256, headerIteration, duckdbVersion,
+                reason, chunks, end);
+    }
+
     static final int VERSION = 1;
     /** DuckDB's file header area: the main header plus two database headers, 4 KiB each. */
     public static final int HEADER_BYTES = 12288;
@@ -47,6 +63,7 @@ public record Manifest(long epoch, long createdMillis, long fileSize, byte[] fil
                 o.writeInt(b.storedLength());
                 o.writeInt(b.plainLength());
             }
+            o.writeLong(previousWalEnd); // appended field: older readers stop before it
             o.flush();
             return bo.toByteArray();
         } catch (IOException e) {
@@ -72,6 +89,7 @@ public record Manifest(long epoch, long createdMillis, long fileSize, byte[] fil
             byte[] id = in.readNBytes(32);
             chunks.add(new BlockRef(id, in.readUTF(), in.readLong(), in.readInt(), in.readInt()));
         }
-        return new Manifest(epoch, created, size, sha, hsha, iteration, version, reason, chunks);
+        long previousWalEnd = in.available() >= 8 ? in.readLong() : -1;
+        return new Manifest(epoch, created, size, sha, hsha, iteration, version, reason, chunks, previousWalEnd);
     }
 }

@@ -62,16 +62,30 @@ public final class Restorer {
         switch (target.kind()) {
             case LATEST: {
                 long e = epochs.get(epochs.size() - 1);
+                for (long later : history.epochs()) {
+                    if (later > e && history.hasWalLog(later) && walOf(later).commitCount() > 0) {
+                        throw new CorruptObjectException("databases/" + history.name() + "/epochs/"
+                                + String.format("%010d", later) + "/manifest", "missing while its WAL log holds commits: "
+                                + "latest cannot be restored; restore an earlier point explicitly (snapshot:" + e + " or commit:" + e + ".N)");
+                    }
+                }
                 WalLog.Contents c = walOf(e);
                 return pointAfter(e, c, c.commitCount());
             }
             case SNAPSHOT:
             case COMMIT: {
+                if (!epochs.contains(target.epoch()) && history.hasWalLog(target.epoch())) {
+                    throw new CorruptObjectException("databases/" + history.name() + "/epochs/"
+                            + String.format("%010d", target.epoch()) + "/manifest", "missing: epoch " + target.epoch()
+                            + " cannot be restored (its WAL log is there, its snapshot is not)");
+                }
                 if (!epochs.contains(target.epoch())) {
                     throw new RepositoryException("epoch " + target.epoch() + " of '" + history.name()
                             + "' is not in the repository (restorable epochs: " + epochs + ")");
                 }
+                if (target.commit() == 0) return new Point(target.epoch(), 0, 0, 0); // the snapshot alone: no WAL needed
                 WalLog.Contents c = walOf(target.epoch());
+                if (target.commit() > c.commitCount()) checkNotCutShort(target.epoch(), c);
                 if (target.commit() > c.commitCount() || target.commit() < 0) {
                     throw new RepositoryException("epoch " + target.epoch() + " has " + c.commitCount()
                             + " commits; commit " + target.commit() + " does not exist");
@@ -92,6 +106,20 @@ public final class Restorer {
             }
             default:
                 throw new IllegalStateException();
+        }
+    }
+
+    /** A WAL log shorter than the next epoch's manifest says it was when closed: damage, named as such. */
+    private void checkNotCutShort(long epoch, WalLog.Contents c) throws IOException, CorruptObjectException {
+        for (long later : history.epochs()) {
+            if (later <= epoch || !history.hasManifest(later)) continue;
+            long expected = history.readManifest(later).previousWalEnd();
+            if (expected >= 0 && expected != c.walEnd()) {
+                throw new CorruptObjectException("databases/" + history.name() + "/epochs/" + String.format("%010d", epoch)
+                        + "/wal", "cut short: it ends at WAL offset " + c.walEnd() + " but was closed at " + expected
+                        + "; commits after commit:" + epoch + "." + c.commitCount() + " are lost from this repository");
+            }
+            return;
         }
     }
 

@@ -65,7 +65,11 @@ public final class GarbageCollector {
             RetentionPolicy.Plan plan = policy.plan(h, now);
             for (long e : plan.dropWal()) {
                 wals.add(name + " epoch " + e);
-                if (!dryRun) deleteDurably(h.epochDir(e).resolve("wal"));
+                if (!dryRun) {
+                    // The tombstone first: verify then knows this WAL log went by retention, not by damage.
+                    AtomicFiles.write(h.epochDir(e).resolve(DatabaseHistory.WAL_REMOVED), new byte[0]);
+                    deleteDurably(h.epochDir(e).resolve("wal"));
+                }
                 destroy(keys, DataKeys.walKeyId(name, e), destroyed, dryRun);
             }
             Set<Long> dropped = new HashSet<>(plan.dropEpoch());

@@ -65,8 +65,24 @@ public final class Verifier {
         long blocks = 0;
         for (String name : repo.databaseNames()) {
             DatabaseHistory h = repo.database(name);
-            for (long e : h.epochs()) {
-                if (!h.hasManifest(e)) continue; // an unfinished snapshot: never a restore point
+            List<Long> all = h.epochs();
+            for (int i = 0; i < all.size(); i++) {
+                long e = all.get(i);
+                if (!h.hasManifest(e)) {
+                    // Unfinished (a crash while the snapshot was taken) unless its WAL log already holds commits:
+                    // records are appended only after the manifest exists, so then the manifest was lost.
+                    if (h.hasWalLog(e)) {
+                        try {
+                            if (h.readWalLog(e).commitCount() > 0) {
+                                problems.add(new Problem("databases/" + name + "/epochs/" + String.format("%010d", e) + "/manifest",
+                                        "missing (its WAL log holds commits)", name + " snapshot:" + e + " and its commits"));
+                            }
+                        } catch (CorruptObjectException ex) {
+                            problems.add(new Problem(ex.objectName(), ex.getMessage(), name + " commits of epoch " + e));
+                        }
+                    }
+                    continue;
+                }
                 epochs++;
                 String point = name + " snapshot:" + e + " and its commits";
                 Manifest m;
@@ -96,9 +112,29 @@ public final class Verifier {
                         }
                     }
                 }
+                if (!h.hasWalLog(e) && !h.walRemovedByRetention(e)) {
+                    problems.add(new Problem("databases/" + name + "/epochs/" + String.format("%010d", e) + "/wal",
+                            "missing (not removed by retention)", name + " commits of epoch " + e));
+                }
+                // Where this epoch's WAL log must end: recorded by the next epoch's manifest when it began.
+                long expectedEnd = -1;
+                for (int j = i + 1; j < all.size() && expectedEnd < 0; j++) {
+                    if (!h.hasManifest(all.get(j))) continue;
+                    try {
+                        expectedEnd = h.readManifest(all.get(j)).previousWalEnd();
+                    } catch (CorruptObjectException ex) {
+                        break; // reported on its own
+                    }
+                    break;
+                }
                 if (h.hasWalLog(e)) {
                     try {
                         WalLog.Contents c = h.readWalLog(e);
+                        if (expectedEnd >= 0 && c.walEnd() != expectedEnd) {
+                            problems.add(new Problem("databases/" + name + "/epochs/" + String.format("%010d", e) + "/wal",
+                                    "ends at WAL offset " + c.walEnd() + " but was closed at " + expectedEnd + " (cut short)",
+                                    name + " commits of epoch " + e + " after offset " + c.walEnd()));
+                        }
                         if (!Arrays.equals(c.baseSha256(), m.fileSha256())) {
                             problems.add(new Problem("WAL log of " + name + " epoch " + e, "bound to another snapshot",
                                     name + " commits of epoch " + e));

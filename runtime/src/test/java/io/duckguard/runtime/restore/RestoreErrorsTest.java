@@ -213,7 +213,10 @@ class RestoreErrorsTest {
     void withoutTheNewestManifestLatestIsTheEndOfTheEpochBefore() throws Exception {
         // An epoch without a manifest is a snapshot a crash interrupted: not restorable, so "latest" is the newest
         // epoch that has one, replayed to its last commit.
+        // A crash during the snapshot leaves the new epoch's WAL log without any record (records are appended only
+        // once the manifest exists): simulate exactly that state.
         Files.delete(history.epochDir(3).resolve("manifest"));
+        Files.delete(history.epochDir(3).resolve("wal"));
         Restorer.Point p = new Restorer(history, progress::add).resolve(RestoreTarget.parse("latest"));
         assertEquals(2, p.epoch());
         assertEquals(history.readWalLog(2).walEnd(), p.walEnd(), "to the end of what epoch 2 shipped");
@@ -354,7 +357,10 @@ class RestoreErrorsTest {
         assertEquals(recorded.states.get(2).get(0), RecordedHistory.fingerprint(b));
 
         // "latest" when the newest snapshot was interrupted by a crash (its manifest never written).
+        // A crash during the snapshot leaves the new epoch's WAL log without any record (records are appended only
+        // once the manifest exists): simulate exactly that state.
         Files.delete(history.epochDir(3).resolve("manifest"));
+        Files.delete(history.epochDir(3).resolve("wal"));
         Path c = tmp.resolve("c.duckdb");
         restore("latest", c, false);
         assertEquals(recorded.states.get(3).get(0), RecordedHistory.fingerprint(c));
