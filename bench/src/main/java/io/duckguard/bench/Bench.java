@@ -8,6 +8,7 @@ import java.util.Map;
  * <pre>
  *   mvn -B -ntp -q -Pbench -DskipTests -pl bench -am verify -Dbench=commit-latency
  *   mvn -B -ntp -q -Pbench -DskipTests -pl bench -am verify -Dbench=snapshot
+ *   mvn -B -ntp -q -Pbench -DskipTests -pl bench -am verify -Dbench=crypto
  * </pre>
  *
  * Exit code 0 when the benchmark ran to the end (its aims are reported, never asserted), 1 when a run failed, 64 on
@@ -16,7 +17,8 @@ import java.util.Map;
 public final class Bench {
     private static final Map<String, String> BENCHMARKS = Map.of(
             "commit-latency", "CommitLatencyBench: commits/s and commit latency, no agent vs async vs sync",
-            "snapshot", "SnapshotBench: snapshot/restore/PITR of a ~1 GB file vs cp, restic, borg, EXPORT; checkpoint stall");
+            "snapshot", "SnapshotBench: snapshot/restore/PITR of a ~1 GB file vs cp, restic, borg, EXPORT; checkpoint stall",
+            "crypto", "CryptoBench: seal throughput per core vs the disk, JDK vs BouncyCastle AES-GCM, key rotation keys/s");
 
     private Bench() {}
 
@@ -26,6 +28,7 @@ public final class Bench {
         switch (name) {
             case "commit-latency" -> code = CommitLatencyBench.run(CommitLatencyBench.Settings.fromSystemProperties());
             case "snapshot" -> code = SnapshotBench.run(SnapshotBench.Settings.fromSystemProperties());
+            case "crypto" -> code = CryptoBench.run();
             default -> {
                 System.err.println("unknown benchmark '" + name + "'; known: " + BENCHMARKS);
                 code = 64;
