@@ -430,8 +430,6 @@ public final class ProtectedDatabase {
             RestoreDrill.storeFingerprint(history, live);
             RestoreDrill.Result r = RestoreDrill.run(history, live, appDriver(),
                     Path.of(System.getProperty("java.io.tmpdir"), "duckguard-drill"));
-            lastDrillLine = r.line();
-            lastDrillTime = r.timeMillis();
             if (r.passed()) {
                 lastVerifiedCommit = r.target();
                 Log.info(name + ": restore drill " + r.line());
@@ -439,6 +437,8 @@ public final class ProtectedDatabase {
                 Log.error(name + ": restore drill " + r.line(), null);
                 agentErrors.incrementAndGet();
             }
+            lastDrillLine = r.line();
+            lastDrillTime = r.timeMillis(); // published last: a reader that sees the new time sees all of the above
         } catch (Exception ex) {
             lastDrillLine = "FAIL: " + ex.getMessage();
             lastDrillTime = System.currentTimeMillis();
