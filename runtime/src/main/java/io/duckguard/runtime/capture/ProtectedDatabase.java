@@ -429,7 +429,7 @@ public final class ProtectedDatabase {
             }
             RestoreDrill.storeFingerprint(history, live);
             RestoreDrill.Result r = RestoreDrill.run(history, live, appDriver(),
-                    Path.of(System.getProperty("java.io.tmpdir"), "duckguard-drill"));
+                    Path.of(System.getProperty("java.io.tmpdir"), "duckguard-drill"), cfg.drillMaxIo);
             if (r.passed()) {
                 lastVerifiedCommit = r.target();
                 Log.info(name + ": restore drill " + r.line());

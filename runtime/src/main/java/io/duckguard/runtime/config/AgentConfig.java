@@ -52,6 +52,7 @@ public final class AgentConfig {
         DEFAULTS.put("retention.weekly", "0");
         DEFAULTS.put("gc.interval", "10m");
         DEFAULTS.put("drill.interval", "24h");
+        DEFAULTS.put("drill.max-io", "100MB");
         DEFAULTS.put("required", "false");
         DEFAULTS.put("jmx", "true");
         DEFAULTS.put("debug", "false");
@@ -83,6 +84,8 @@ public final class AgentConfig {
     public final io.duckguard.runtime.retention.RetentionPolicy retention;
     public final Duration gcInterval;
     public final Duration drillInterval;
+    /** Bytes per second a drill may read from the repository (0 = unlimited). */
+    public final long drillMaxIo;
     public final boolean required;
     public final boolean jmx;
     public final boolean debug;
@@ -143,6 +146,11 @@ public final class AgentConfig {
                 count(v, origin, "retention.snapshots"), count(v, origin, "retention.daily"), count(v, origin, "retention.weekly"));
         this.gcInterval = duration(v, origin, "gc.interval");
         this.drillInterval = duration(v, origin, "drill.interval");
+        try {
+            this.drillMaxIo = Durations.parseSize(v.get("drill.max-io"));
+        } catch (IllegalArgumentException e) {
+            throw bad(origin, "drill.max-io", v.get("drill.max-io"), "bytes per second such as 100MB (0 = unlimited)");
+        }
         this.jmx = bool(v, origin, "jmx");
         this.debug = bool(v, origin, "debug");
     }

@@ -59,6 +59,12 @@ public final class RestoreDrill {
 
     /** Restores the fingerprint's point into {@code scratchParent}, compares, records and returns the result. */
     public static Result run(DatabaseHistory h, Fingerprint expected, DuckDbDriver duckdb, Path scratchParent) throws IOException {
+        return run(h, expected, duckdb, scratchParent, 0);
+    }
+
+    /** {@link #run} reading the repository at most {@code maxBytesPerSecond} (0 = unlimited): bounded I/O beside a live app. */
+    public static Result run(DatabaseHistory h, Fingerprint expected, DuckDbDriver duckdb, Path scratchParent,
+                             long maxBytesPerSecond) throws IOException {
         long t0 = System.nanoTime();
         String target = expected.commits() == 0 ? "snapshot:" + expected.epoch() : "commit:" + expected.epoch() + "." + expected.commits();
         Result r;
@@ -66,7 +72,8 @@ public final class RestoreDrill {
         Path scratch = Files.createTempDirectory(scratchParent, ".duckguard-drill-");
         try {
             Path out = scratch.resolve(h.name());
-            new Restorer(h, m -> { }).restore(RestoreTarget.parse(target), out, false, duckdb);
+            new Restorer(h, m -> { }).withMaxBytesPerSecond(maxBytesPerSecond)
+                    .restore(RestoreTarget.parse(target), out, false, duckdb);
             Map<String, String> got;
             try (Connection c = duckdb.connect(out)) {
                 got = Fingerprint.tablesOf(c);

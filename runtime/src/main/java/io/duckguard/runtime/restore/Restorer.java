@@ -46,6 +46,17 @@ public final class Restorer {
 
     private final DatabaseHistory history;
     private final Consumer<String> progress;
+    /** Bytes per second the restore may read from the repository; 0 = as fast as it can (drills limit it). */
+    private long maxBytesPerSecond;
+
+    /**
+     * Limits how fast blocks are read, so that a drill running beside a live app leaves it the disk. Java cannot set
+     * an I/O priority; pacing the reads is the portable equivalent.
+     */
+    public Restorer withMaxBytesPerSecond(long limit) {
+        this.maxBytesPerSecond = limit;
+        return this;
+    }
 
     public Restorer(DatabaseHistory history, Consumer<String> progress) {
         this.history = history;
@@ -193,6 +204,7 @@ public final class Restorer {
             int next = 0;
             int written = 0;
             long pos = 0;
+            long startNanos = System.nanoTime();
             while (written < chunks.size()) {
                 if (next < chunks.size() && window.size() < 16) {
                     BlockRef ref = chunks.get(next++);
@@ -202,6 +214,7 @@ public final class Restorer {
                 byte[] data;
                 try {
                     data = window.poll().get();
+                    pace(pos, startNanos);
                 } catch (InterruptedException e) {
                     Thread.currentThread().interrupt();
                     throw new IOException("interrupted", e);
@@ -221,6 +234,21 @@ public final class Restorer {
             ch.force(true);
         } finally {
             for (java.util.concurrent.Future<byte[]> f : window) f.cancel(true);
+        }
+    }
+
+    /** Sleeps while {@code done} bytes are ahead of the allowed rate. */
+    private void pace(long done, long startNanos) throws IOException {
+        if (maxBytesPerSecond <= 0) return;
+        long dueNanos = startNanos + done * 1_000_000_000L / maxBytesPerSecond;
+        long wait = dueNanos - System.nanoTime();
+        if (wait > 0) {
+            try {
+                Thread.sleep(wait / 1_000_000L, (int) (wait % 1_000_000L));
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                throw new IOException("interrupted", e);
+            }
         }
     }
 

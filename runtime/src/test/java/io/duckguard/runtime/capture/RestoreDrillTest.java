@@ -62,6 +62,19 @@ class RestoreDrillTest {
             assertEquals(0, Cli.run(new String[] {"drill", "--repository", tmp.resolve("repo").toString(),
                 "--key-file", tmp.resolve("key").toString(), "--scratch", tmp.resolve("s").toString()}));
 
+            // Bounded I/O: a drill paced at 1 MB/s cannot read the snapshot faster than that (a lower bound from
+            // sleeps, not a speed measurement).
+            io.duckguard.runtime.repository.DatabaseHistory h = repo.database("desk.duckdb");
+            io.duckguard.runtime.drill.Fingerprint fp = io.duckguard.runtime.drill.RestoreDrill.loadFingerprint(h);
+            long size = h.readManifest(fp.epoch()).fileSize();
+            long t0 = System.nanoTime();
+            io.duckguard.runtime.drill.RestoreDrill.Result paced = io.duckguard.runtime.drill.RestoreDrill.run(h, fp,
+                    io.duckguard.runtime.restore.DuckDbDriver.find(null, null, null), tmp.resolve("paced"), 1_000_000);
+            assertTrue(paced.passed(), paced.line());
+            long minMillis = (size - 262144 - 12288) / 1000 - 50; // the last block may arrive right at the end
+            assertTrue((System.nanoTime() - t0) / 1_000_000 >= minMillis, "a drill paced at 1 MB/s read "
+                    + size + " bytes in " + (System.nanoTime() - t0) / 1_000_000 + " ms");
+
             // One flipped byte in one pack: the next drill must fail and name the object.
             Path pack;
             try (Stream<Path> s = Files.walk(repo.packsDir())) {
