@@ -77,6 +77,9 @@ public final class GarbageCollector {
                 epochs.add(name + " epoch " + e);
                 if (!dryRun) {
                     Path dir = h.epochDir(e);
+                    // Tombstone first: a crash after the WAL log went but before the manifest did leaves a
+                    // snapshot-only epoch that verify knows retention made, not damage.
+                    if (Files.exists(dir.resolve("wal"))) AtomicFiles.write(dir.resolve(DatabaseHistory.WAL_REMOVED), new byte[0]);
                     deleteDurably(dir.resolve("wal"));
                     deleteDurably(dir.resolve("manifest"));
                     deleteTree(dir);
