@@ -1,5 +1,9 @@
 package io.duckguard.bench;
 
+import static io.duckguard.bench.BenchEnvironment.cpuModel;
+import static io.duckguard.bench.BenchEnvironment.fileStore;
+import static io.duckguard.bench.BenchEnvironment.loadAverage;
+import static io.duckguard.bench.BenchEnvironment.projectRoot;
 import io.duckguard.it.harness.ChildJvm;
 import io.duckguard.it.harness.WorkDirs;
 import io.duckguard.runtime.capture.DatabaseRegistry;
@@ -1339,37 +1343,9 @@ public final class SnapshotBench {
         return nl < 0 ? s : s.substring(0, nl);
     }
 
-    private static String loadAverage() {
-        try {
-            String[] f = Files.readString(Path.of("/proc/loadavg")).trim().split("\\s+");
-            return f[0] + " / " + f[1] + " / " + f[2];
-        } catch (IOException | RuntimeException e) {
-            return "n/a";
-        }
-    }
 
-    private static String cpuModel() {
-        try {
-            return Files.readAllLines(Path.of("/proc/cpuinfo")).stream().filter(l -> l.startsWith("model name"))
-                    .map(l -> l.substring(l.indexOf(':') + 1).trim()).findFirst().orElse("cpu model n/a");
-        } catch (IOException | RuntimeException e) {
-            return "cpu model n/a";
-        }
-    }
 
-    private static String fileStore(Path p) {
-        try {
-            var fs = Files.getFileStore(p);
-            return fs.type() + " (" + fs.name() + ")";
-        } catch (IOException | RuntimeException e) {
-            return "n/a";
-        }
-    }
 
-    private static Path projectRoot() {
-        Path here = Path.of("").toAbsolutePath();
-        return here.getFileName() != null && here.getFileName().toString().equals("bench") ? here.getParent() : here;
-    }
 
     private static void say(String line) {
         System.out.println(Instant.now() + " " + line);
