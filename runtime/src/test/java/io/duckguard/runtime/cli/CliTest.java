@@ -30,28 +30,9 @@ class CliTest {
     @TempDir
     Path tmp;
 
-    /** What one CLI invocation did. */
-    record Run(int code, String out, String err) {
-        List<String> errLines() {
-            return err.isEmpty() ? List.of() : List.of(err.split("\\R"));
-        }
-    }
 
-    private static Run cli(String... args) {
-        PrintStream savedOut = System.out;
-        PrintStream savedErr = System.err;
-        ByteArrayOutputStream out = new ByteArrayOutputStream();
-        ByteArrayOutputStream err = new ByteArrayOutputStream();
-        System.setOut(new PrintStream(out, true, StandardCharsets.UTF_8));
-        System.setErr(new PrintStream(err, true, StandardCharsets.UTF_8));
-        int code;
-        try {
-            code = Cli.run(args);
-        } finally {
-            System.setOut(savedOut);
-            System.setErr(savedErr);
-        }
-        return new Run(code, out.toString(StandardCharsets.UTF_8), err.toString(StandardCharsets.UTF_8));
+    private static CliRun cli(String... args) {
+        return CliRun.of(args);
     }
 
     @BeforeAll
@@ -71,14 +52,14 @@ class CliTest {
     @ParameterizedTest
     @ValueSource(strings = {"--help", "restore --help", "list --help", "help restore", "help list", "restore -h"})
     void helpExitsZeroAndShowsUsage(String args) {
-        Run r = cli(args.split(" "));
+        CliRun r = cli(args.split(" "));
         assertEquals(0, r.code(), r.err());
         assertTrue(r.out().contains("Usage:"), r.out());
     }
 
     @Test
     void verbHelpDescribesItsOptions() {
-        Run r = cli("restore", "--help");
+        CliRun r = cli("restore", "--help");
         for (String opt : new String[] {"--repository", "--key-file", "--to", "--output", "--force", "--duckdb-jar"}) {
             assertTrue(r.out().contains(opt), opt + " in " + r.out());
         }
@@ -86,38 +67,38 @@ class CliTest {
 
     @Test
     void versionExitsZero() {
-        Run r = cli("--version");
+        CliRun r = cli("--version");
         assertEquals(0, r.code());
         assertTrue(r.out().contains("duckguard"), r.out());
     }
 
     @Test
     void noVerbIsBadUsage() {
-        Run r = cli();
+        CliRun r = cli();
         assertEquals(2, r.code());
         assertTrue(r.err().contains("Usage:"), r.err());
     }
 
     @Test
     void unknownVerbIsBadUsage() {
-        Run r = cli("restroe", "--repository", "/r");
+        CliRun r = cli("restroe", "--repository", "/r");
         assertEquals(2, r.code());
         assertTrue(r.err().contains("restroe"), r.err());
     }
 
     @Test
     void missingRequiredOptionIsBadUsage() {
-        Run r = cli("restore", "--repository", tmp.toString());
+        CliRun r = cli("restore", "--repository", tmp.toString());
         assertEquals(2, r.code());
         assertTrue(r.err().contains("--output"), "names the missing option: " + r.err());
-        Run l = cli("list");
+        CliRun l = cli("list");
         assertEquals(2, l.code());
         assertTrue(l.err().contains("--repository"), l.err());
     }
 
     @Test
     void unknownOptionIsBadUsage() {
-        Run r = cli("list", "--repository", tmp.toString(), "--verbose");
+        CliRun r = cli("list", "--repository", tmp.toString(), "--verbose");
         assertEquals(2, r.code());
         assertTrue(r.err().contains("--verbose"), r.err());
     }
@@ -127,7 +108,7 @@ class CliTest {
     @Test
     void restoreFromAMissingRepositoryFailsWithOneLine() {
         Path missing = tmp.resolve("no-such-repo");
-        Run r = cli("restore", "--repository", missing.toString(), "--output", tmp.resolve("out.duckdb").toString());
+        CliRun r = cli("restore", "--repository", missing.toString(), "--output", tmp.resolve("out.duckdb").toString());
         assertEquals(1, r.code());
         assertEquals(1, r.errLines().size(), r.err());
         assertTrue(r.err().startsWith("duckguard: "), r.err());
@@ -140,7 +121,7 @@ class CliTest {
         // No --key-file and no default key (user.home is redirected to an empty directory).
         String saved = System.getProperty("user.home");
         System.setProperty("user.home", tmp.toString());
-        Run r;
+        CliRun r;
         try {
             r = cli("list", "--repository", recorded.repository.toString());
         } finally {
@@ -153,7 +134,7 @@ class CliTest {
 
     @Test
     void aBadTargetFailsWithTheAcceptedForms() {
-        Run r = cli(repoArgs("restore", "--to", "yesterday", "--output", tmp.resolve("o.duckdb").toString()));
+        CliRun r = cli(repoArgs("restore", "--to", "yesterday", "--output", tmp.resolve("o.duckdb").toString()));
         assertEquals(1, r.code());
         assertEquals(1, r.errLines().size(), r.err());
         assertTrue(r.err().startsWith("duckguard: ") && r.err().contains("commit:<epoch>.<n>"), r.err());
@@ -161,7 +142,7 @@ class CliTest {
 
     @Test
     void anUnknownDatabaseIsNamed() {
-        Run r = cli(repoArgs("list", "--database", "orders.duckdb"));
+        CliRun r = cli(repoArgs("list", "--database", "orders.duckdb"));
         assertEquals(1, r.code());
         assertTrue(r.err().contains("orders.duckdb") && r.err().contains(RecordedHistory.DB), r.err());
     }
@@ -170,7 +151,7 @@ class CliTest {
     void restoreRefusesAnExistingOutput() throws Exception {
         Path out = tmp.resolve("exists.duckdb");
         Files.writeString(out, "precious");
-        Run r = cli(repoArgs("restore", "--output", out.toString()));
+        CliRun r = cli(repoArgs("restore", "--output", out.toString()));
         assertEquals(1, r.code());
         assertTrue(r.err().startsWith("duckguard: ") && r.err().contains("--force"), r.err());
         assertEquals("precious", Files.readString(out));
@@ -180,7 +161,7 @@ class CliTest {
 
     @Test
     void listShowsTheDatabaseAndItsEpochs() {
-        Run r = cli(repoArgs("list"));
+        CliRun r = cli(repoArgs("list"));
         assertEquals(0, r.code(), r.err());
         String out = r.out();
         assertTrue(out.contains("repository " + recorded.repository) && out.contains("encrypted"), out);
@@ -194,7 +175,7 @@ class CliTest {
 
     @Test
     void listCommitsShowsEveryRestorableCommit() {
-        Run r = cli(repoArgs("list", "--commits", "--database", RecordedHistory.DB));
+        CliRun r = cli(repoArgs("list", "--commits", "--database", RecordedHistory.DB));
         assertEquals(0, r.code(), r.err());
         for (int n = 1; n < recorded.states.get(3).size(); n++) assertTrue(r.out().contains("commit:3." + n + " "), r.out());
     }
@@ -213,7 +194,7 @@ class CliTest {
         byte[] b = Files.readAllBytes(manifest);
         b[b.length / 2] ^= 1;
         Files.write(manifest, b);
-        Run r = cli("list", "--repository", copy.toString(), "--key-file", recorded.keyFile.toString());
+        CliRun r = cli("list", "--repository", copy.toString(), "--key-file", recorded.keyFile.toString());
         assertEquals(0, r.code(), r.err());
         assertTrue(r.out().contains("epoch 2: DAMAGED") && r.out().contains("epochs/0000000002/manifest"), r.out());
         assertTrue(r.out().contains("epoch 3: snapshot"), r.out());
@@ -223,12 +204,12 @@ class CliTest {
     void restoreWritesTheDatabaseAndSaysWhatItDid() throws Exception {
         Path out = tmp.resolve("restored.duckdb");
         // As the real CLI does, this loads the duckdb_jdbc jar recorded for the database in its own class loader.
-        Run r = cli(repoArgs("restore", "--to", "commit:3.2", "--output", out.toString()));
+        CliRun r = cli(repoArgs("restore", "--to", "commit:3.2", "--output", out.toString()));
         assertEquals(0, r.code(), r.err());
         assertTrue(r.out().contains("restored " + RecordedHistory.DB) && r.out().contains("epoch 3, 2 commits replayed"), r.out());
         assertEquals(recorded.states.get(3).get(2), RecordedHistory.fingerprint(out));
 
-        Run again = cli(repoArgs("restore", "--output", out.toString(), "--force"));
+        CliRun again = cli(repoArgs("restore", "--output", out.toString(), "--force"));
         assertEquals(0, again.code(), again.err());
         assertEquals(recorded.last(), RecordedHistory.fingerprint(out));
     }

@@ -22,23 +22,8 @@ class KeysCommandTest {
     @TempDir
     Path tmp;
 
-    record Run(int code, String out, String err) {}
-
-    private static Run cli(String... args) {
-        PrintStream savedOut = System.out;
-        PrintStream savedErr = System.err;
-        ByteArrayOutputStream out = new ByteArrayOutputStream();
-        ByteArrayOutputStream err = new ByteArrayOutputStream();
-        System.setOut(new PrintStream(out, true, StandardCharsets.UTF_8));
-        System.setErr(new PrintStream(err, true, StandardCharsets.UTF_8));
-        int code;
-        try {
-            code = Cli.run(args);
-        } finally {
-            System.setOut(savedOut);
-            System.setErr(savedErr);
-        }
-        return new Run(code, out.toString(StandardCharsets.UTF_8), err.toString(StandardCharsets.UTF_8));
+    private static CliRun cli(String... args) {
+        return CliRun.of(args);
     }
 
     @AfterEach
@@ -54,11 +39,11 @@ class KeysCommandTest {
         String oldId = MasterKey.load(h.keyFile).keyId();
         Path newKey = tmp.resolve("keys").resolve("new.key");
 
-        Run list = cli("keys", "list", "--repository", repo);
+        CliRun list = cli("keys", "list", "--repository", repo);
         assertEquals(0, list.code(), list.err());
         assertTrue(list.out().contains(oldId) && list.out().contains("current"), list.out());
 
-        Run rot = cli("keys", "rotate", "--repository", repo, "--key-file", oldKey, "--new-key-file", newKey.toString());
+        CliRun rot = cli("keys", "rotate", "--repository", repo, "--key-file", oldKey, "--new-key-file", newKey.toString());
         assertEquals(0, rot.code(), rot.err());
         assertTrue(rot.out().contains("data keys re-wrapped") && rot.out().contains("keys/s") && rot.out().contains("no data was re-encrypted"), rot.out());
         assertEquals("rw-------", PosixFilePermissions.toString(Files.getPosixFilePermissions(newKey)), "the new key file is created 0600");
@@ -70,28 +55,28 @@ class KeysCommandTest {
         assertEquals(0, cli("list", "--repository", repo, "--key-file", oldKey).code());
         assertEquals(0, cli("list", "--repository", repo, "--key-file", newKey.toString()).code());
 
-        Run refused = cli("keys", "retire", "--repository", repo, "--key-file", newKey.toString(), "--id", newId);
+        CliRun refused = cli("keys", "retire", "--repository", repo, "--key-file", newKey.toString(), "--id", newId);
         assertEquals(1, refused.code());
         assertTrue(refused.err().startsWith("duckguard: ") && refused.err().contains("current key"), refused.err());
-        Run ret = cli("keys", "retire", "--repository", repo, "--key-file", newKey.toString(), "--id", oldId);
+        CliRun ret = cli("keys", "retire", "--repository", repo, "--key-file", newKey.toString(), "--id", oldId);
         assertEquals(0, ret.code(), ret.err());
         assertTrue(ret.out().contains("retired master key " + oldId) && ret.out().contains("destroy every copy"), ret.out());
 
-        Run oldFails = cli("list", "--repository", repo, "--key-file", oldKey);
+        CliRun oldFails = cli("list", "--repository", repo, "--key-file", oldKey);
         assertEquals(1, oldFails.code());
         assertTrue(oldFails.err().contains("retired") && oldFails.err().contains(newId), oldFails.err());
-        Run restored = cli("restore", "--repository", repo, "--key-file", newKey.toString(), "--output", tmp.resolve("r.duckdb").toString());
+        CliRun restored = cli("restore", "--repository", repo, "--key-file", newKey.toString(), "--output", tmp.resolve("r.duckdb").toString());
         assertEquals(0, restored.code(), restored.err());
         list = cli("keys", "list", "--repository", repo);
         assertTrue(list.out().contains("retired "), list.out());
 
         // And on to a passphrase, with the variable read from the environment.
         KeysCommand.env = Map.of("DG_PASS", "correct horse battery staple")::get;
-        Run toPass = cli("keys", "rotate", "--repository", repo, "--key-file", newKey.toString(), "--new-passphrase-env", "DG_PASS");
+        CliRun toPass = cli("keys", "rotate", "--repository", repo, "--key-file", newKey.toString(), "--new-passphrase-env", "DG_PASS");
         assertEquals(0, toPass.code(), toPass.err());
         assertEquals(0, cli("list", "--repository", repo, "--passphrase-env", "DG_PASS").code());
         KeysCommand.env = Map.of("DG_PASS", "wrong horse battery staple")::get;
-        Run wrong = cli("list", "--repository", repo, "--passphrase-env", "DG_PASS");
+        CliRun wrong = cli("list", "--repository", repo, "--passphrase-env", "DG_PASS");
         assertEquals(1, wrong.code());
         assertTrue(wrong.err().contains("wrong passphrase"), wrong.err());
     }
@@ -99,18 +84,18 @@ class KeysCommandTest {
     @Test
     void keyOptionsThatContradictEachOtherAreUsageErrors() throws Exception {
         RecordedHistory h = RecordedHistory.produce(tmp.resolve("h"), "");
-        Run both = cli("keys", "rotate", "--repository", h.repository.toString(), "--key-file", h.keyFile.toString(),
+        CliRun both = cli("keys", "rotate", "--repository", h.repository.toString(), "--key-file", h.keyFile.toString(),
                 "--new-key-file", tmp.resolve("n.key").toString(), "--new-passphrase-env", "X");
         assertEquals(1, both.code());
         assertTrue(both.err().contains("only one of --new-key-file"), both.err());
         assertFalse(Files.exists(tmp.resolve("n.key")));
-        Run none = cli("keys", "rotate", "--repository", h.repository.toString(), "--key-file", h.keyFile.toString());
+        CliRun none = cli("keys", "rotate", "--repository", h.repository.toString(), "--key-file", h.keyFile.toString());
         assertEquals(1, none.code());
         assertTrue(none.err().contains("give the new key"), none.err());
-        Run ks = cli("list", "--repository", h.repository.toString(), "--keystore", tmp.resolve("x.p12").toString());
+        CliRun ks = cli("list", "--repository", h.repository.toString(), "--keystore", tmp.resolve("x.p12").toString());
         assertEquals(1, ks.code());
         assertTrue(ks.err().contains("--keystore-password-env"), ks.err());
-        Run same = cli("keys", "rotate", "--repository", h.repository.toString(), "--key-file", h.keyFile.toString(),
+        CliRun same = cli("keys", "rotate", "--repository", h.repository.toString(), "--key-file", h.keyFile.toString(),
                 "--new-key-file", h.keyFile.toString());
         assertEquals(1, same.code());
         assertTrue(same.err().contains("give a new key"), same.err());
