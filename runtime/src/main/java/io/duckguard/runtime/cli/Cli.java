@@ -132,6 +132,7 @@ public final class Cli implements Callable<Integer> {
 
         @Override
         public Integer call() throws Exception {
+            io.duckguard.runtime.crypto.DecryptionWarmUp.start(); // on the other core while the repository opens
             PrintWriter out = spec.commandLine().getOut();
             RestoreTarget target = RestoreTarget.parse(to);
             if (output.toFile().exists() && !force) {

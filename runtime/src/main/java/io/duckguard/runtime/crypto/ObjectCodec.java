@@ -5,6 +5,7 @@ import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
 import java.security.GeneralSecurityException;
 import java.security.SecureRandom;
+import java.util.Arrays;
 import java.util.zip.CRC32C;
 import javax.crypto.AEADBadTagException;
 import javax.crypto.Cipher;
@@ -211,17 +212,51 @@ public final class ObjectCodec {
 
     /** Opens an object written by {@link #seal}; any damage, a wrong or missing key or a wrong name is a CorruptObjectException. */
     public byte[] open(byte[] obj, int off, int len, String name) throws CorruptObjectException {
-        byte[] payload = payload(obj, off, len, name, keys);
+        Payload p = payload(obj, off, len, name, keys, null);
         if ((obj[off + 3] & FLAG_ZSTD) != 0) {
-            if (payload.length < 4) throw new CorruptObjectException(name, "decompression failed");
-            int plainLen = ByteBuffer.wrap(payload).getInt();
-            if (plainLen < 0 || plainLen > (1 << 30)) throw new CorruptObjectException(name, "decompression failed");
-            byte[] plain = new byte[plainLen];
-            long n = Zstd.decompressByteArray(plain, 0, plainLen, payload, 4, payload.length - 4);
-            if (Zstd.isError(n) || n != plainLen) throw new CorruptObjectException(name, "decompression failed");
+            byte[] plain = new byte[compressedLength(p, name)];
+            decompress(p, plain, name);
             return plain;
         }
-        return payload;
+        return p.off == 0 && p.len == p.buf.length && p.buf != obj ? p.buf : Arrays.copyOfRange(p.buf, p.off, p.off + p.len);
+    }
+
+    /**
+     * Opens an object into {@code dst} instead of new arrays: the restore path, where 1 GB of blocks would otherwise
+     * mean gigabytes of garbage. {@code scratch} holds the decrypted, still compressed payload; both are the
+     * caller's (one pair per thread), and must be at least as long as the sealed object and its plaintext.
+     *
+     * @return the plaintext length
+     */
+    public int openInto(byte[] obj, int off, int len, String name, byte[] dst, byte[] scratch)
+            throws CorruptObjectException {
+        if ((obj[off + 3] & FLAG_ZSTD) != 0) {
+            Payload p = payload(obj, off, len, name, keys, scratch);
+            int n = compressedLength(p, name);
+            if (n > dst.length) throw new CorruptObjectException(name, "larger than expected (" + n + " bytes)");
+            decompress(p, dst, name);
+            return n;
+        }
+        Payload p = payload(obj, off, len, name, keys, dst);
+        if (p.buf != dst) {
+            if (p.len > dst.length) throw new CorruptObjectException(name, "larger than expected (" + p.len + " bytes)");
+            System.arraycopy(p.buf, p.off, dst, 0, p.len);
+        }
+        return p.len;
+    }
+
+    /** The plaintext length a compressed payload declares. */
+    private static int compressedLength(Payload p, String name) throws CorruptObjectException {
+        if (p.len < 4) throw new CorruptObjectException(name, "decompression failed");
+        int plainLen = ByteBuffer.wrap(p.buf, p.off, 4).getInt();
+        if (plainLen < 0 || plainLen > (1 << 30)) throw new CorruptObjectException(name, "decompression failed");
+        return plainLen;
+    }
+
+    private static void decompress(Payload p, byte[] dst, String name) throws CorruptObjectException {
+        int plainLen = compressedLength(p, name);
+        long n = Zstd.decompressByteArray(dst, 0, plainLen, p.buf, p.off + 4, p.len - 4);
+        if (Zstd.isError(n) || n != plainLen) throw new CorruptObjectException(name, "decompression failed");
     }
 
     public byte[] open(byte[] obj, String name) throws CorruptObjectException {
@@ -237,11 +272,11 @@ public final class ObjectCodec {
         if (keys == null) return sealed;
         String id = keyIdOf(sealed);
         if (to.id().equals(id)) return sealed;
-        byte[] payload = payload(sealed, 0, sealed.length, name, (k, n) -> {
+        Payload p = payload(sealed, 0, sealed.length, name, (k, n) -> {
             if (k.equals(from.id())) return from;
             throw new CorruptObjectException(n, "sealed with data key " + k + ", expected " + from.id());
-        });
-        return encrypt((byte) (sealed[3] & FLAG_ZSTD), payload, 0, payload.length, name.getBytes(StandardCharsets.UTF_8), to);
+        }, null);
+        return encrypt((byte) (sealed[3] & FLAG_ZSTD), p.buf, p.off, p.len, name.getBytes(StandardCharsets.UTF_8), to);
     }
 
     /**
@@ -262,8 +297,16 @@ public final class ObjectCodec {
         return DataKey.isValidId(id) ? id : null;
     }
 
-    /** Authenticates and decrypts (or CRC-checks) an object; returns its payload (still compressed if flagged). */
-    private byte[] payload(byte[] obj, int off, int len, String name, KeyResolver resolver) throws CorruptObjectException {
+    /** {@code buf[off, off+len)}: an object's payload, decrypted but still compressed if flagged. */
+    private record Payload(byte[] buf, int off, int len) {}
+
+    /**
+     * Authenticates and decrypts (or CRC-checks) an object; returns its payload (still compressed if flagged),
+     * decrypted into {@code into} when that is given and long enough, else into a new array; an unencrypted
+     * payload is returned in place, inside {@code obj}.
+     */
+    private Payload payload(byte[] obj, int off, int len, String name, KeyResolver resolver, byte[] into)
+            throws CorruptObjectException {
         if (len < V1_HEADER || obj[off] != 'D' || obj[off + 1] != 'G') {
             throw new CorruptObjectException(name, "not a duckguard object (bad magic)");
         }
@@ -295,7 +338,10 @@ public final class ObjectCodec {
                 c.init(Cipher.DECRYPT_MODE, key.aes(), new GCMParameterSpec(TAG_BITS, obj, off + header, NONCE));
                 c.updateAAD(obj, off, header);
                 c.updateAAD(nameBytes);
-                return c.doFinal(obj, off + header + NONCE, len - header - NONCE);
+                int n = len - header - NONCE - TAG;
+                byte[] out = into != null && into.length >= n ? into : new byte[n];
+                int got = c.doFinal(obj, off + header + NONCE, len - header - NONCE, out, 0);
+                return new Payload(out, 0, got);
             } catch (AEADBadTagException e) {
                 throw new CorruptObjectException(name, "authentication failed: the object was changed, truncated, "
                         + "swapped, or the key is wrong");
@@ -314,8 +360,6 @@ public final class ObjectCodec {
         crc.update(obj, off + V1_HEADER, len - V1_HEADER - 4);
         int stored = ByteBuffer.wrap(obj, off + len - 4, 4).getInt();
         if (stored != (int) crc.getValue()) throw new CorruptObjectException(name, "checksum mismatch");
-        byte[] payload = new byte[len - V1_HEADER - 4];
-        System.arraycopy(obj, off + V1_HEADER, payload, 0, payload.length);
-        return payload;
+        return new Payload(obj, off + V1_HEADER, len - V1_HEADER - 4);
     }
 }
