@@ -127,6 +127,23 @@ public final class ObjectCodec {
         return m.doFinal();
     }
 
+    /**
+     * 32 bytes derived from the id key for {@code label} (HMAC-SHA256 of the label), the same for the life of the
+     * repository: secrets of auxiliary keyed functions such as the snapshot change fingerprint. Without an id key
+     * (no encryption) it is SHA-256 of the label: nothing there is secret anyway.
+     */
+    public byte[] deriveFromIdKey(String label) {
+        byte[] l = label.getBytes(StandardCharsets.UTF_8);
+        if (idKey == null) return io.duckguard.runtime.util.Bytes.sha256(l, 0, l.length);
+        try {
+            Mac m = Mac.getInstance("HmacSHA256");
+            m.init(idKey);
+            return m.doFinal(l);
+        } catch (GeneralSecurityException e) {
+            throw new IllegalStateException(e);
+        }
+    }
+
     /** Seals small metadata under the codec's default (metadata) key. Data of an epoch or a pack: pass its key. */
     public byte[] seal(byte[] plain, String name) {
         return seal(defaultKey, plain, 0, plain.length, name, zstdLevel);
@@ -146,8 +163,9 @@ public final class ObjectCodec {
 
     /**
      * Seals {@code plain[off, off+len)} as object {@code name} under data key {@code key} (ignored without
-     * encryption; required with it) and an explicit zstd level: snapshot blocks use level 1 (DuckDB blocks are
-     * already compressed: level 3 gains 0.5% for half the speed), metadata the codec's default.
+     * encryption; required with it) and an explicit zstd level (0 = no compression; negative = zstd's fast
+     * levels): snapshot blocks use a fast level (DuckDB blocks are already compressed), metadata the codec's
+     * default.
      */
     public byte[] seal(DataKey key, byte[] plain, int off, int len, String name, int zstdLevel) {
         if (keys != null && key == null) {
@@ -158,7 +176,7 @@ public final class ObjectCodec {
         byte[] payload = plain;
         int pOff = off;
         int pLen = len;
-        if (zstdLevel > 0 && len > 64) {
+        if (zstdLevel != 0 && len > 64) {
             byte[] dst = new byte[4 + (int) Zstd.compressBound(len)];
             long n = Zstd.compressByteArray(dst, 4, dst.length - 4, plain, off, len, zstdLevel);
             if (!Zstd.isError(n) && n + 4 < len - len / 32) { // keep it only if it saves > 3%

@@ -16,11 +16,21 @@ import java.util.List;
  */
 public record Manifest(long epoch, long createdMillis, long fileSize, byte[] fileSha256, byte[] headerSha256,
                        long headerIteration, String duckdbVersion, String reason, List<BlockRef> chunks,
-                       long previousWalEnd) {
-    /** Without {@code previousWalEnd}: unknown (-1). */
+                       long previousWalEnd, List<byte[]> fingerprints) {
+    /** Without {@code previousWalEnd} (unknown: -1) and without change fingerprints. */
     public Manifest(long epoch, long createdMillis, long fileSize, byte[] fileSha256, byte[] headerSha256,
                     long headerIteration, String duckdbVersion, String reason, List<BlockRef> chunks) {
-        this(epoch, createdMillis, fileSize, fileSha256, headerSha256, headerIteration, duckdbVersion, reason, chunks, -1);
+        this(epoch, createdMillis, fileSize, fileSha256, headerSha256, headerIteration, duckdbVersion, reason, chunks, -1,
+                List.of());
+    }
+
+    /**
+     * The change fingerprint of chunk {@code i} (see snapshot.ChangeFingerprint), or null: none recorded (manifests
+     * written before fingerprints existed, or a chunk that cannot have one). Fingerprints are only as secret as the
+     * manifest, which is encrypted.
+     */
+    public byte[] fingerprint(int i) {
+        return i < fingerprints.size() ? fingerprints.get(i) : null;
     }
 
     /**
@@ -29,7 +39,7 @@ public record Manifest(long epoch, long createdMillis, long fileSize, byte[] fil
      */
     public Manifest withPreviousWalEnd(long end) {
         return new Manifest(epoch, createdMillis, fileSize, fileSha256, headerSha256, headerIteration, duckdbVersion,
-                reason, chunks, end);
+                reason, chunks, end, fingerprints);
     }
 
     static final int VERSION = 1;
@@ -64,6 +74,11 @@ public record Manifest(long epoch, long createdMillis, long fileSize, byte[] fil
                 o.writeInt(b.plainLength());
             }
             o.writeLong(previousWalEnd); // appended field: older readers stop before it
+            o.writeInt(fingerprints.size()); // appended too: one length byte (0 or 16) + bytes per chunk
+            for (byte[] f : fingerprints) {
+                o.writeByte(f == null ? 0 : f.length);
+                if (f != null) o.write(f);
+            }
             o.flush();
             return bo.toByteArray();
         } catch (IOException e) {
@@ -90,6 +105,15 @@ public record Manifest(long epoch, long createdMillis, long fileSize, byte[] fil
             chunks.add(new BlockRef(id, in.readUTF(), in.readLong(), in.readInt(), in.readInt()));
         }
         long previousWalEnd = in.available() >= 8 ? in.readLong() : -1;
-        return new Manifest(epoch, created, size, sha, hsha, iteration, version, reason, chunks, previousWalEnd);
+        List<byte[]> fingerprints = new ArrayList<>();
+        if (in.available() >= 4) {
+            int f = in.readInt();
+            if (f < 0 || f > n) throw new IOException("damaged manifest: " + f + " fingerprints for " + n + " chunks");
+            for (int i = 0; i < f; i++) {
+                int len = in.readUnsignedByte();
+                fingerprints.add(len == 0 ? null : in.readNBytes(len));
+            }
+        }
+        return new Manifest(epoch, created, size, sha, hsha, iteration, version, reason, chunks, previousWalEnd, fingerprints);
     }
 }

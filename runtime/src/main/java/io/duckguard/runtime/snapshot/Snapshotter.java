@@ -14,10 +14,8 @@ import java.nio.channels.FileChannel;
 import java.security.MessageDigest;
 import java.util.ArrayList;
 import java.util.Arrays;
-import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.ArrayDeque;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
@@ -63,56 +61,97 @@ public final class Snapshotter {
         Map<String, BlockRef> known = new ConcurrentHashMap<>(); // read by workers, written by this thread
         if (previous != null) for (BlockRef b : previous.chunks()) known.put(Bytes.hex(b.id()), b);
         ObjectCodec codec = repo.codec();
-        MessageDigest fileSha = Bytes.sha256();
-        List<BlockRef> chunks = new ArrayList<>();
+        ChangeFingerprint fingerprint = fingerprintOf(codec);
+        int count = 0;
+        for (int i = 0; Manifest.chunkOffset(i) < size; i++) count++;
+        BlockRef[] refs = new BlockRef[count];
+        byte[][] fingerprints = new byte[count][];
         long added = 0;
         int newChunks = 0;
-        // Pipeline: this thread reads chunks in order (through the held channel) and appends sealed blocks to the
-        // packs in order; WORKERS threads hash and seal in between. A bounded window keeps memory at a few MB.
+        // Pipeline: WORKERS threads take chunk indexes in turn, read the chunk (positional reads on the held
+        // channel), and keep the previous snapshot's block where the fingerprint says the chunk is unchanged; the
+        // rest they hash and seal and queue for this thread, the only writer of packs. Nothing waits on order, and
+        // only changed chunks hold memory (at most QUEUE of them).
         ExecutorService pool = workers();
-        ArrayDeque<Future<Sealed>> window = new ArrayDeque<>();
+        java.util.concurrent.atomic.AtomicInteger next = new java.util.concurrent.atomic.AtomicInteger();
+        java.util.concurrent.BlockingQueue<Chunk> changed = new java.util.concurrent.ArrayBlockingQueue<>(QUEUE);
+        List<Future<?>> workers = new ArrayList<>();
         try (Packs.Writer packs = new Packs.Writer(repo)) {
-            int count = 0;
-            for (int i = 0; Manifest.chunkOffset(i) < size; i++) count++;
-            for (int i = 0; i < count || !window.isEmpty(); ) {
-                if (i < count && window.size() < WINDOW) {
-                    long off = Manifest.chunkOffset(i);
-                    int len = (int) Math.min(i == 0 ? Manifest.HEADER_BYTES : Manifest.CHUNK, size - off);
-                    byte[] data = read(db, off, len);
-                    io.duckguard.runtime.util.FaultInjection.snapshotChunk();
-                    window.add(pool.submit(() -> seal(codec, packs.sealingKey(), data, known)));
-                    i++;
+            int n = count;
+            // Chunks past the previous snapshot's end are new for certain: take them first, so that their sealing
+            // and pack writes overlap the fingerprinting of the rest instead of trailing it.
+            int grown = previous == null ? 0 : Math.max(0, n - previous.chunks().size());
+            for (int w = 0; w < WORKERS; w++) {
+                workers.add(pool.submit(() -> {
+                    for (int s = next.getAndIncrement(); s < n; s = next.getAndIncrement()) {
+                        int i = s < grown ? n - grown + s : s - grown;
+                        long off = Manifest.chunkOffset(i);
+                        int len = (int) Math.min(i == 0 ? Manifest.HEADER_BYTES : Manifest.CHUNK, size - off);
+                        BlockRef before = previous != null && i < previous.chunks().size() ? previous.chunks().get(i) : null;
+                        Chunk c = chunk(i, db, off, len, codec, fingerprint, packs.sealingKey(), known, before,
+                                before == null ? null : previous.fingerprint(i));
+                        fingerprints[i] = c.fingerprint;
+                        if (c.unchanged != null) refs[i] = c.unchanged;
+                        else changed.put(c);
+                    }
+                    return null;
+                }));
+            }
+            while (true) {
+                Chunk c = changed.poll(10, java.util.concurrent.TimeUnit.MILLISECONDS);
+                if (c == null) {
+                    if (allDone(workers) && changed.isEmpty()) break;
                     continue;
                 }
-                Sealed sd = await(window.poll());
-                BlockRef ref = known.get(sd.hexId);
+                BlockRef ref = known.get(c.hexId);
                 if (ref == null) {
                     // Not in the previous snapshot (a worker may also have sealed a duplicate within this one).
-                    ref = packs.add(sd.id, sd.sealed, sd.plainLength);
-                    known.put(sd.hexId, ref);
-                    added += sd.sealed.length;
+                    ref = packs.add(c.id, c.sealed, c.plainLength);
+                    known.put(c.hexId, ref);
+                    added += c.sealed.length;
                     newChunks++;
                 }
-                chunks.add(ref);
-                fileSha.update(sd.id);
+                refs[c.index] = ref;
             }
+            for (Future<?> w : workers) await(w); // a worker's failure surfaces here
             if (db.size() != size || !Arrays.equals(headerSha(db), headerBefore)) {
                 throw new ConcurrentCheckpointException("the database file changed while it was being read");
             }
             packs.finish();
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new java.io.InterruptedIOException("interrupted while taking snapshot " + epoch);
         } finally {
-            for (Future<Sealed> f : window) f.cancel(true);
+            for (Future<?> w : workers) w.cancel(true);
         }
+        MessageDigest fileSha = Bytes.sha256();
+        int unchanged = 0;
+        for (int i = 0; i < count; i++) {
+            fileSha.update(refs[i].id());
+            if (previous != null && i < previous.chunks().size() && refs[i] == previous.chunks().get(i)) unchanged++;
+        }
+        List<BlockRef> chunks = Arrays.asList(refs);
         Manifest m = new Manifest(epoch, System.currentTimeMillis(), size, fileSha.digest(), headerBefore, iteration,
-                duckdbVersion, reason, chunks);
-        Log.info(String.format("snapshot %d (%s): %d chunks, %d new, %.1f MB added, %d ms", epoch, reason,
-                chunks.size(), newChunks, added / 1e6, (System.nanoTime() - t0) / 1_000_000));
+                duckdbVersion, reason, chunks, -1, Arrays.asList(fingerprints));
+        Log.info(String.format("snapshot %d (%s): %d chunks, %d unchanged by fingerprint, %d new, %.1f MB added, %d ms",
+                epoch, reason, chunks.size(), unchanged, newChunks, added / 1e6, (System.nanoTime() - t0) / 1_000_000));
         return m;
     }
 
+    /** The fingerprint function of a repository: derived once per codec (its key is 256 KiB of keystream). */
+    private static ChangeFingerprint fingerprintOf(ObjectCodec codec) {
+        synchronized (FINGERPRINTS) {
+            return FINGERPRINTS.computeIfAbsent(codec, c -> new ChangeFingerprint(
+                    c.deriveFromIdKey("duckguard snapshot change fingerprint v1"), Manifest.CHUNK));
+        }
+    }
+
+    private static final Map<ObjectCodec, ChangeFingerprint> FINGERPRINTS = new java.util.WeakHashMap<>();
+
     /** Worker threads shared by all snapshots and restores of this JVM (both cores; the reader is mostly I/O). */
     private static final int WORKERS = Math.max(2, Runtime.getRuntime().availableProcessors());
-    private static final int WINDOW = 4 * WORKERS;
+    /** Changed chunks sealed but not yet in a pack: bounds memory at ~QUEUE x 256 KiB. */
+    private static final int QUEUE = 16 * WORKERS;
     private static volatile ExecutorService pool;
 
     public static ExecutorService workers() {
@@ -137,14 +176,51 @@ public final class Snapshotter {
         return p;
     }
 
-    /** A hashed chunk; sealed only if the previous snapshot lacks it. */
-    private record Sealed(byte[] id, String hexId, byte[] sealed, int plainLength) {}
+    /**
+     * One chunk's outcome: {@code unchanged} = the previous snapshot's chunk at this offset (fingerprints match);
+     * otherwise its content id, and its sealed bytes unless a block with that id is known.
+     */
+    private record Chunk(int index, BlockRef unchanged, byte[] id, String hexId, byte[] sealed, int plainLength,
+                         byte[] fingerprint) {}
 
-    private static Sealed seal(ObjectCodec codec, DataKey key, byte[] data, Map<String, BlockRef> known) {
-        byte[] id = codec.contentId(data, 0, data.length);
+    /**
+     * Per worker thread: the buffer a chunk is read into. Direct, so a read is one copy (a heap buffer costs two:
+     * NIO reads through a direct one) and the fingerprint reads it at full speed; only a changed chunk is copied
+     * out to be hashed and sealed.
+     */
+    private static final ThreadLocal<ByteBuffer> READ_BUFFER = ThreadLocal.withInitial(() -> ByteBuffer.allocateDirect(Manifest.CHUNK));
+
+    /**
+     * zstd's fast level -1 for blocks: on the bench's DuckDB blocks it compressed exactly as well as level 1 (ratio
+     * 1.317 on changed blocks, 1.095 over the file; DuckDB's own compression leaves little but zero runs) at 3.2x
+     * the speed (5.5 vs 1.7 GB/s per core).
+     */
+    static final int BLOCK_ZSTD_LEVEL = -1;
+
+    /** Runs on a worker: read, fingerprint, and if changed hash and (if new) seal one chunk. */
+    private static Chunk chunk(int index, FileChannel db, long off, int len, ObjectCodec codec, ChangeFingerprint fingerprint,
+                               DataKey key, Map<String, BlockRef> known, BlockRef before, byte[] beforeFp)
+            throws IOException {
+        ByteBuffer buf = READ_BUFFER.get();
+        if (buf.capacity() < len) buf = ByteBuffer.allocateDirect(len);
+        buf.clear().limit(len);
+        readFully(db, buf, off);
+        io.duckguard.runtime.util.FaultInjection.snapshotChunk();
+        byte[] fp = fingerprint.of(buf, len);
+        if (fp != null && beforeFp != null && before.plainLength() == len && Arrays.equals(fp, beforeFp)) {
+            return new Chunk(index, before, null, null, null, len, fp);
+        }
+        byte[] data = new byte[len];
+        buf.get(0, data);
+        byte[] id = codec.contentId(data, 0, len);
         String hex = Bytes.hex(id);
-        byte[] sealed = known.containsKey(hex) ? null : codec.seal(key, data, 0, data.length, "block:" + hex, 1);
-        return new Sealed(id, hex, sealed, data.length);
+        byte[] sealed = known.containsKey(hex) ? null : codec.seal(key, data, 0, len, "block:" + hex, BLOCK_ZSTD_LEVEL);
+        return new Chunk(index, null, id, hex, sealed, len, fp);
+    }
+
+    private static boolean allDone(List<Future<?>> fs) {
+        for (Future<?> f : fs) if (!f.isDone()) return false;
+        return true;
     }
 
     static <T> T await(Future<T> f) throws IOException {
