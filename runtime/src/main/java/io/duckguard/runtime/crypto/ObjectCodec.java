@@ -52,6 +52,12 @@ public final class ObjectCodec {
     private static final byte FLAG_ZSTD = 1;
     private static final byte FLAG_AES = 2;
 
+    /**
+     * Per thread: where the compressed payload goes before it is encrypted into the object (which is always a new
+     * array). Reused, so that sealing a 1 GB snapshot does not make another gigabyte of garbage.
+     */
+    private static final ThreadLocal<byte[]> COMPRESS_BUFFER = ThreadLocal.withInitial(() -> new byte[0]);
+
     private final KeyResolver keys; // null = no encryption
     private final DataKey defaultKey;
     private final SecretKeySpec idKey;
@@ -177,7 +183,12 @@ public final class ObjectCodec {
         int pOff = off;
         int pLen = len;
         if (zstdLevel != 0 && len > 64) {
-            byte[] dst = new byte[4 + (int) Zstd.compressBound(len)];
+            int bound = 4 + (int) Zstd.compressBound(len);
+            byte[] dst = COMPRESS_BUFFER.get();
+            if (dst.length < bound) {
+                dst = new byte[bound];
+                if (bound <= 1 << 20) COMPRESS_BUFFER.set(dst); // keep block-sized ones, not a large WAL batch's
+            }
             long n = Zstd.compressByteArray(dst, 4, dst.length - 4, plain, off, len, zstdLevel);
             if (!Zstd.isError(n) && n + 4 < len - len / 32) { // keep it only if it saves > 3%
                 ByteBuffer.wrap(dst).putInt(len);

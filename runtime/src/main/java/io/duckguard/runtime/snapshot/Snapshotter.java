@@ -197,6 +197,8 @@ public final class Snapshotter {
      */
     static final int BLOCK_ZSTD_LEVEL = -1;
 
+    private static final ThreadLocal<byte[]> COPY_BUFFER = ThreadLocal.withInitial(() -> new byte[Manifest.CHUNK]);
+
     /** Runs on a worker: read, fingerprint, and if changed hash and (if new) seal one chunk. */
     private static Chunk chunk(int index, FileChannel db, long off, int len, ObjectCodec codec, ChangeFingerprint fingerprint,
                                DataKey key, Map<String, BlockRef> known, BlockRef before, byte[] beforeFp)
@@ -210,8 +212,9 @@ public final class Snapshotter {
         if (fp != null && beforeFp != null && before.plainLength() == len && Arrays.equals(fp, beforeFp)) {
             return new Chunk(index, before, null, null, null, len, fp);
         }
-        byte[] data = new byte[len];
-        buf.get(0, data);
+        byte[] data = COPY_BUFFER.get(); // the hash and the codec want an array; sealing copies what it keeps
+        if (data.length < len) COPY_BUFFER.set(data = new byte[len]);
+        buf.get(0, data, 0, len);
         byte[] id = codec.contentId(data, 0, len);
         String hex = Bytes.hex(id);
         byte[] sealed = known.containsKey(hex) ? null : codec.seal(key, data, 0, len, "block:" + hex, BLOCK_ZSTD_LEVEL);
