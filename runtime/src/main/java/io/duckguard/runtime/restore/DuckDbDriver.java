@@ -19,11 +19,18 @@ import java.util.Properties;
  * the jar the app loaded, the local Maven repository for the recorded version, the class path.
  */
 public final class DuckDbDriver {
-    private final Driver driver;
-    private final String origin;
+    /** Loads the driver: a jar's DuckDB initializes its native library (~0.2 s), so only when a replay needs it. */
+    @FunctionalInterface
+    private interface Loader {
+        Driver load() throws IOException;
+    }
 
-    private DuckDbDriver(Driver driver, String origin) {
-        this.driver = driver;
+    private final Loader loader;
+    private final String origin;
+    private Driver driver;
+
+    private DuckDbDriver(Loader loader, String origin) {
+        this.loader = loader;
         this.origin = origin;
     }
 
@@ -32,7 +39,26 @@ public final class DuckDbDriver {
     }
 
     public Connection connect(Path file) throws SQLException {
-        return driver.connect("jdbc:duckdb:" + file.toAbsolutePath(), new Properties());
+        return driver().connect("jdbc:duckdb:" + file.toAbsolutePath(), new Properties());
+    }
+
+    private synchronized Driver driver() throws SQLException {
+        if (driver == null) {
+            try {
+                driver = loader.load();
+            } catch (IOException e) {
+                throw new SQLException(e.getMessage(), e);
+            }
+        }
+        return driver;
+    }
+
+    private static Driver load(ClassLoader cl, String from) throws IOException {
+        try {
+            return (Driver) Class.forName("org.duckdb.DuckDBDriver", true, cl).getDeclaredConstructor().newInstance();
+        } catch (ReflectiveOperationException | LinkageError e) {
+            throw new IOException("cannot load DuckDB from " + from + ": " + e);
+        }
     }
 
     /** {@link #find} for a database whose history recorded the app's jar and DuckDB version. */
@@ -42,12 +68,7 @@ public final class DuckDbDriver {
 
     /** The DuckDB driver of a class loader that has DuckDB (the app's, for restores from inside the app). */
     public static DuckDbDriver fromClassLoader(ClassLoader cl) throws IOException {
-        try {
-            Driver d = (Driver) Class.forName("org.duckdb.DuckDBDriver", true, cl).getDeclaredConstructor().newInstance();
-            return new DuckDbDriver(d, "the application's class loader");
-        } catch (ReflectiveOperationException | LinkageError e) {
-            throw new IOException("cannot load DuckDB from the application's class loader: " + e);
-        }
+        return new DuckDbDriver(() -> load(cl, "the application's class loader"), "the application's class loader");
     }
 
     /**
@@ -74,20 +95,15 @@ public final class DuckDbDriver {
         }
         for (Path jar : candidates) {
             if (!Files.isRegularFile(jar)) continue;
-            try {
-                URLClassLoader cl = new URLClassLoader(new URL[] {jar.toUri().toURL()}, ClassLoader.getPlatformClassLoader());
-                Driver d = (Driver) Class.forName("org.duckdb.DuckDBDriver", true, cl).getDeclaredConstructor().newInstance();
-                return new DuckDbDriver(d, jar.toString());
-            } catch (ReflectiveOperationException | LinkageError e) {
-                throw new IOException("cannot load DuckDB from " + jar + ": " + e);
-            }
+            URL url = jar.toUri().toURL();
+            return new DuckDbDriver(() -> load(new URLClassLoader(new URL[] {url}, ClassLoader.getPlatformClassLoader()),
+                    jar.toString()), jar.toString());
         }
-        try {
-            Driver d = (Driver) Class.forName("org.duckdb.DuckDBDriver").getDeclaredConstructor().newInstance();
-            return new DuckDbDriver(d, "class path");
-        } catch (ReflectiveOperationException | LinkageError e) {
+        ClassLoader own = DuckDbDriver.class.getClassLoader();
+        if (own.getResource("org/duckdb/DuckDBDriver.class") == null) {
             throw new IOException("no DuckDB JDBC driver found: pass --duckdb-jar /path/to/duckdb_jdbc.jar"
                     + (version == null || version.isEmpty() ? "" : " (the database was written by DuckDB " + version + ")"));
         }
+        return new DuckDbDriver(() -> load(own, "the class path"), "class path");
     }
 }
