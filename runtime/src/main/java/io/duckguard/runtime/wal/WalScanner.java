@@ -71,10 +71,12 @@ public final class WalScanner {
             }
             if (len - p - 16 < size) break; // entry not complete yet
             int payload = p + 16;
-            if ((buf[payload] & 0xff) != 100 || buf[payload + 1] != 0) {
-                throw new WalFormatException("WAL entry at offset " + (startOffset + p) + " does not start with its type");
+            int type;
+            try {
+                type = entryType(buf, payload, payload + (int) size);
+            } catch (WalFormatException e) {
+                throw new WalFormatException("WAL entry at offset " + (startOffset + p) + ": " + e.getMessage());
             }
-            int type = readVarint(buf, payload + 2, payload + (int) size);
             p = payload + (int) size;
             if (type == WAL_FLUSH) {
                 // A CHECKPOINT entry is flushed like a commit but is not one: DuckDB appends it to the old WAL when
@@ -93,6 +95,12 @@ public final class WalScanner {
             }
         }
         return r;
+    }
+
+    /** The WAL type of the entry whose payload is {@code buf[payload, end)}: its first field (100). */
+    static int entryType(byte[] buf, int payload, int end) throws WalFormatException {
+        if ((buf[payload] & 0xff) != 100 || buf[payload + 1] != 0) throw new WalFormatException("does not start with its type");
+        return readVarint(buf, payload + 2, end);
     }
 
     /** Length of the WAL header at the start of {@code buf}, or -1 if it is not all there yet. */
