@@ -179,7 +179,10 @@ public final class Restorer {
         Path scratch = Files.createTempDirectory(parent, ".duckguard-restore-");
         try {
             Path file = scratch.resolve(out.getFileName());
+            long t = System.nanoTime();
             materialize(m, file);
+            progress.accept(String.format("snapshot %d materialised: %.1f MB in %.2f s", m.epoch(), m.fileSize() / 1e6,
+                    (System.nanoTime() - t) / 1e9));
             // With no commit to replay the file is the snapshot itself, byte for byte (every chunk authenticated):
             // a checkpointed database as DuckDB left it. Opening it would only cost time.
             if (p.commits() > 0) replay(duckdb, m, file, p);
@@ -384,8 +387,10 @@ public final class Restorer {
             byte[] mergedWal = mergedWalTap.apply(merged.wal());
             writeFile(walFile, mergedWal);
             try {
-                replayAndCheckpoint(duckdb, file, mergedWal.length, p);
-                progress.accept(String.format("replayed %d commits as %d transactions", merged.commits(), merged.transactions()));
+                long t = System.nanoTime();
+                long replayNanos = replayAndCheckpoint(duckdb, file, mergedWal.length, p);
+                progress.accept(String.format("replayed %d commits as %d transactions in %.2f s, checkpointed in %.2f s",
+                        merged.commits(), merged.transactions(), replayNanos / 1e9, (System.nanoTime() - t - replayNanos) / 1e9));
                 return;
             } catch (SQLException | RepositoryException e) {
                 progress.accept("replaying " + merged.commits() + " commits as " + merged.transactions()
@@ -396,7 +401,10 @@ public final class Restorer {
             }
         }
         writeFile(walFile, wal);
-        replayAndCheckpoint(duckdb, file, wal.length, p);
+        long t = System.nanoTime();
+        long replayNanos = replayAndCheckpoint(duckdb, file, wal.length, p);
+        progress.accept(String.format("replayed %d commits in %.2f s, checkpointed in %.2f s", p.commits(),
+                replayNanos / 1e9, (System.nanoTime() - t - replayNanos) / 1e9));
     }
 
     private static void writeFile(Path f, byte[] data) throws IOException {
@@ -414,13 +422,17 @@ public final class Restorer {
      * that is short of the cut, DuckDB stopped early (a damaged length field looks like a torn tail to it):
      * report it instead of returning a database that silently lacks commits.
      */
-    private void replayAndCheckpoint(DuckDbDriver duckdb, Path file, long walLength, Point p)
+    /** @return how long DuckDB took to open the file, i.e. to replay the WAL (nanoseconds) */
+    private long replayAndCheckpoint(DuckDbDriver duckdb, Path file, long walLength, Point p)
             throws SQLException, IOException {
         Path wal = Path.of(file + ".wal");
+        long t0 = System.nanoTime();
+        long replayed;
         try (Connection c = duckdb.connect(file)) {
-            long replayed = Files.exists(wal) ? Files.size(wal) : 0;
-            if (replayed != walLength) {
-                throw new RepositoryException("DuckDB replayed only " + replayed + " of " + walLength
+            replayed = System.nanoTime() - t0;
+            long kept = Files.exists(wal) ? Files.size(wal) : 0;
+            if (kept != walLength) {
+                throw new RepositoryException("DuckDB replayed only " + kept + " of " + walLength
                         + " WAL bytes of epoch " + p.epoch() + ": the shipped WAL is damaged; restore an earlier point");
             }
             try (Statement s = c.createStatement()) {
@@ -428,6 +440,7 @@ public final class Restorer {
             }
         }
         if (Files.exists(wal)) Files.delete(wal); // checkpointed: the WAL holds nothing the file lacks
+        return replayed;
     }
 
     private static void deleteTree(Path dir) {
