@@ -2,6 +2,8 @@ package io.duckguard.runtime.wal;
 
 import io.duckguard.runtime.util.Bytes;
 import java.io.ByteArrayOutputStream;
+import java.util.HashSet;
+import java.util.Set;
 
 /**
  * Rewrites a WAL, cut at a commit boundary, so that runs of small commits replay as one transaction each. DuckDB
@@ -12,9 +14,10 @@ import java.io.ByteArrayOutputStream;
  *
  * <p>When one transaction is not the same as the commits in a row, a run ends before the commit:
  * <ul>
- *   <li>an UPDATE or DELETE after an INSERT in the run: WAL updates and deletes name rows by row id, and a row an
- *       earlier commit of the run inserted is not committed yet inside the merged transaction (it sits in
- *       transaction-local storage under another id);</li>
+ *   <li>an UPDATE or DELETE of a table the run has inserted into: WAL updates and deletes name rows by row id,
+ *       and a row an earlier commit of the run inserted is not committed yet inside the merged transaction (it
+ *       sits in transaction-local storage under another id). Tables are told apart by their USE_TABLE entries
+ *       (schema and name); an entry whose table cannot be read counts as every table;</li>
  *   <li>any entry other than USE_TABLE, INSERT, DELETE, UPDATE and SEQUENCE_VALUE (catalog changes, optimistic
  *       writes, entry types this version does not know): such a commit replays alone.</li>
  * </ul>
@@ -51,13 +54,14 @@ public final class WalMerger {
         int transactions = 0;
         int commits = 0;
         boolean runOpen = false; // commits written since the last WAL_FLUSH written
-        boolean runHasInsert = false;
+        Set<String> runInserted = new HashSet<>(); // tables the run has inserted into
         int flushStart = 0; // the WAL_FLUSH entry of the run's last commit: written to close the run
         int flushEnd = 0;
         int commitStart = header;
         boolean commitMergeable = true;
-        boolean commitInserts = false;
-        boolean commitUpdatesOrDeletes = false;
+        Set<String> commitInserted = new HashSet<>();
+        Set<String> commitModified = new HashSet<>(); // tables the commit updates or deletes rows of
+        String table = ANY_TABLE;
         int p = header;
         while (p < len) {
             if (len - p < 16) throw new WalScanner.WalFormatException("WAL ends inside an entry header at " + p);
@@ -68,9 +72,10 @@ public final class WalMerger {
             int type = WalScanner.entryType(wal, payload, end);
             if (type != WalScanner.WAL_FLUSH) {
                 switch (type) {
-                    case INSERT_TUPLE -> commitInserts = true;
-                    case UPDATE_TUPLE, DELETE_TUPLE -> commitUpdatesOrDeletes = true;
-                    case USE_TABLE, SEQUENCE_VALUE -> { }
+                    case USE_TABLE -> table = tableOf(wal, payload, end);
+                    case INSERT_TUPLE -> commitInserted.add(table);
+                    case UPDATE_TUPLE, DELETE_TUPLE -> commitModified.add(table);
+                    case SEQUENCE_VALUE -> { }
                     default -> commitMergeable = false;
                 }
                 p = end;
@@ -78,17 +83,17 @@ public final class WalMerger {
             }
             // One commit: its entries are [commitStart, p), its WAL_FLUSH entry [p, end).
             commits++;
-            boolean joins = commitMergeable && !(cutBeforeRowIdUse && runHasInsert && commitUpdatesOrDeletes);
+            boolean joins = commitMergeable && !(cutBeforeRowIdUse && touches(runInserted, commitModified));
             if (runOpen && !joins) {
                 out.write(wal, flushStart, flushEnd - flushStart);
                 transactions++;
                 runOpen = false;
-                runHasInsert = false;
+                runInserted.clear();
             }
             out.write(wal, commitStart, p - commitStart);
             if (commitMergeable) {
                 runOpen = true;
-                runHasInsert |= commitInserts;
+                runInserted.addAll(commitInserted);
                 flushStart = p;
                 flushEnd = end;
             } else {
@@ -98,8 +103,9 @@ public final class WalMerger {
             p = end;
             commitStart = end;
             commitMergeable = true;
-            commitInserts = false;
-            commitUpdatesOrDeletes = false;
+            commitInserted.clear();
+            commitModified.clear();
+            table = ANY_TABLE;
         }
         if (commitStart != len) throw new WalScanner.WalFormatException("WAL does not end at a commit boundary");
         if (runOpen) {
@@ -107,5 +113,75 @@ public final class WalMerger {
             transactions++;
         }
         return new Merged(out.toByteArray(), transactions, commits);
+    }
+
+    /** Stands for a table that could not be told: it conflicts with every table. */
+    private static final String ANY_TABLE = "";
+
+    private static boolean touches(Set<String> inserted, Set<String> modified) {
+        if (inserted.isEmpty() || modified.isEmpty()) return false;
+        if (inserted.contains(ANY_TABLE) || modified.contains(ANY_TABLE)) return true;
+        for (String t : modified) if (inserted.contains(t)) return true;
+        return false;
+    }
+
+    /**
+     * The table a USE_TABLE entry names, as its name parts joined by NUL; anything unexpected gives
+     * {@link #ANY_TABLE}. After field 100 (the type), DuckDB 1.5.6 writes field 101 schema and 102 table (strings:
+     * varint length and UTF-8 bytes); 2.0 writes field 103, an object whose field 100 is the list of name parts
+     * (varint count, then the strings).
+     */
+    static String tableOf(byte[] wal, int payload, int end) {
+        int[] pos = {payload + 3}; // field 100 (2 bytes) and the type 25 (one varint byte)
+        StringBuilder name = new StringBuilder();
+        if (field(wal, pos, end, 101)) {
+            String schema = string(wal, pos, end);
+            if (schema == null || !field(wal, pos, end, 102)) return ANY_TABLE;
+            String table = string(wal, pos, end);
+            return table == null ? ANY_TABLE : schema + "\0" + table;
+        }
+        if (field(wal, pos, end, 103) && field(wal, pos, end, 100)) {
+            long parts = varint(wal, pos, end);
+            if (parts < 1 || parts > 8) return ANY_TABLE;
+            for (int i = 0; i < parts; i++) {
+                String part = string(wal, pos, end);
+                if (part == null) return ANY_TABLE;
+                name.append(i > 0 ? "\0" : "").append(part);
+            }
+            return name.toString();
+        }
+        return ANY_TABLE;
+    }
+
+    private static boolean field(byte[] b, int[] pos, int end, int id) {
+        int p = pos[0];
+        if (p + 2 > end || (b[p] & 0xff) != id || b[p + 1] != 0) return false;
+        pos[0] = p + 2;
+        return true;
+    }
+
+    /** A varint, or -1 if it runs past {@code end}. */
+    private static long varint(byte[] b, int[] pos, int end) {
+        long v = 0;
+        int shift = 0;
+        int p = pos[0];
+        while (p < end && shift <= 28) {
+            int x = b[p++] & 0xff;
+            v |= (long) (x & 0x7f) << shift;
+            shift += 7;
+            if ((x & 0x80) == 0) {
+                pos[0] = p;
+                return v;
+            }
+        }
+        return -1;
+    }
+
+    private static String string(byte[] b, int[] pos, int end) {
+        long n = varint(b, pos, end);
+        if (n < 0 || n > end - pos[0]) return null;
+        String s = new String(b, pos[0], (int) n, java.nio.charset.StandardCharsets.UTF_8);
+        pos[0] += (int) n;
+        return s;
     }
 }

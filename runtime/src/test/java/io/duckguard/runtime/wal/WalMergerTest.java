@@ -79,8 +79,12 @@ class WalMergerTest {
         Files.write(Path.of(db + ".wal"), walBytes);
         StringBuilder out = new StringBuilder();
         try (Connection c = DriverManager.getConnection("jdbc:duckdb:" + db); Statement s = c.createStatement()) {
+            boolean notes;
+            try (ResultSet rs = s.executeQuery("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'notes'")) {
+                notes = rs.next() && rs.getInt(1) == 1;
+            }
             for (String q : new String[] {"SELECT * FROM orders ORDER BY id", "SELECT * FROM positions ORDER BY sym",
-                    "SELECT * FROM notes ORDER BY n", "SELECT nextval('ids')"}) {
+                    notes ? "SELECT * FROM notes ORDER BY n" : "SELECT 'no notes'", "SELECT nextval('ids')"}) {
                 try (ResultSet rs = s.executeQuery(q)) {
                     int n = rs.getMetaData().getColumnCount();
                     while (rs.next()) {
@@ -116,6 +120,40 @@ class WalMergerTest {
             got = "error: " + e.getMessage();
         }
         assertNotEquals(want, got);
+    }
+
+    @Test
+    void tablesAreToldApartSoInsertsIntoOneAndUpdatesOfAnotherMerge() throws Exception {
+        // Every USE_TABLE entry of the real WAL names a table of the database.
+        java.util.Set<String> tables = new java.util.TreeSet<>();
+        int p = WalScanner.headerLength(wal, wal.length);
+        while (p < wal.length) {
+            int size = (int) io.duckguard.runtime.util.Bytes.getLongLE(wal, p);
+            if (WalScanner.entryType(wal, p + 16, p + 16 + size) == WalMerger.USE_TABLE) {
+                tables.add(WalMerger.tableOf(wal, p + 16, p + 16 + size));
+            }
+            p += 16 + size;
+        }
+        assertEquals(java.util.Set.of("main\0notes", "main\0orders", "main\0positions"), tables);
+
+        // 30 commits alternating an INSERT into orders and an UPDATE of positions: one transaction; the original
+        // WAL has DELETEs and UPDATEs of orders too, so it cannot be one.
+        Path db = tmp.resolve("two-tables.duckdb");
+        Files.copy(base, db);
+        try (Connection c = DriverManager.getConnection("jdbc:duckdb:" + db); Statement s = c.createStatement()) {
+            s.execute("SET GLOBAL checkpoint_threshold='1000TB'");
+            s.execute("SET GLOBAL enable_optimistic_write=false");
+            s.execute("PRAGMA disable_checkpoint_on_shutdown");
+            for (int i = 0; i < 15; i++) {
+                s.execute("INSERT INTO orders(sym, qty, state) VALUES ('S1', " + i + ", 'new')");
+                s.execute("UPDATE positions SET qty = qty + 1 WHERE sym = 'S1'");
+            }
+        }
+        byte[] two = Files.readAllBytes(Path.of(db + ".wal"));
+        WalMerger.Merged m = WalMerger.merge(two, two.length);
+        assertEquals(30, m.commits());
+        assertEquals(1, m.transactions());
+        assertEquals(replay("two-original", two), replay("two-merged", m.wal()));
     }
 
     @Test
