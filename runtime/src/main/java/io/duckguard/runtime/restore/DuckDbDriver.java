@@ -42,6 +42,13 @@ public final class DuckDbDriver {
         return driver().connect("jdbc:duckdb:" + file.toAbsolutePath(), new Properties());
     }
 
+    /** Read-only: DuckDB then writes nothing to the file, not even at close. */
+    public Connection connectReadOnly(Path file) throws SQLException {
+        Properties p = new Properties();
+        p.setProperty("duckdb.read_only", "true");
+        return driver().connect("jdbc:duckdb:" + file.toAbsolutePath(), p);
+    }
+
     private synchronized Driver driver() throws SQLException {
         if (driver == null) {
             try {

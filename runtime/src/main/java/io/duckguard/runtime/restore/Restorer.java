@@ -28,6 +28,7 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Comparator;
 import java.util.List;
+import java.util.Map;
 import java.util.function.Consumer;
 import java.util.stream.Stream;
 
@@ -383,12 +384,24 @@ public final class Restorer {
             merged = null;
             progress.accept("WAL of epoch " + p.epoch() + " not merged (" + e.getMessage() + "); replaying it as it is");
         }
-        if (merged != null && merged.transactions() < merged.commits()) {
+        Map<String, Long> expected = null;
+        if (merged != null && merged.transactions() < merged.commits() && merged.rowDelta() != null) {
+            try {
+                expected = rowCounts(duckdb, file, merged.rowDelta());
+            } catch (SQLException e) {
+                progress.accept("WAL of epoch " + p.epoch() + " not merged (row counts of the snapshot: " + e.getMessage()
+                        + "); replaying it as it is");
+            }
+        }
+        if (expected != null) {
+            Map<String, Long> want = expected;
             byte[] mergedWal = mergedWalTap.apply(merged.wal());
             writeFile(walFile, mergedWal);
             try {
                 long t = System.nanoTime();
-                long replayNanos = replayAndCheckpoint(duckdb, file, mergedWal.length, p);
+                int transactions = merged.transactions();
+                long replayNanos = replayAndCheckpoint(duckdb, file, mergedWal.length, p,
+                        c -> checkRowCounts(c, want, transactions));
                 progress.accept(String.format("replayed %d commits as %d transactions in %.2f s, checkpointed in %.2f s",
                         merged.commits(), merged.transactions(), replayNanos / 1e9, (System.nanoTime() - t - replayNanos) / 1e9));
                 return;
@@ -402,7 +415,7 @@ public final class Restorer {
         }
         writeFile(walFile, wal);
         long t = System.nanoTime();
-        long replayNanos = replayAndCheckpoint(duckdb, file, wal.length, p);
+        long replayNanos = replayAndCheckpoint(duckdb, file, wal.length, p, c -> { });
         progress.accept(String.format("replayed %d commits in %.2f s, checkpointed in %.2f s", p.commits(),
                 replayNanos / 1e9, (System.nanoTime() - t - replayNanos) / 1e9));
     }
@@ -422,8 +435,52 @@ public final class Restorer {
      * that is short of the cut, DuckDB stopped early (a damaged length field looks like a torn tail to it):
      * report it instead of returning a database that silently lacks commits.
      */
+    /** A check of the replayed database before it is checkpointed. */
+    @FunctionalInterface
+    private interface ReplayCheck {
+        void check(Connection c) throws SQLException, IOException;
+    }
+
+    /** The row count of each table the merged WAL changes, as the snapshot has it plus that change. */
+    private static Map<String, Long> rowCounts(DuckDbDriver duckdb, Path file, Map<String, Long> delta) throws SQLException {
+        Map<String, Long> expected = new java.util.HashMap<>();
+        try (Connection c = duckdb.connectReadOnly(file); Statement s = c.createStatement()) {
+            for (Map.Entry<String, Long> e : delta.entrySet()) expected.put(e.getKey(), count(s, e.getKey()) + e.getValue());
+        }
+        return expected;
+    }
+
+    private static long count(Statement s, String table) throws SQLException {
+        StringBuilder q = new StringBuilder("SELECT count(*) FROM ");
+        String[] parts = table.split("\0", -1);
+        for (int i = 0; i < parts.length; i++) q.append(i > 0 ? "." : "").append('"').append(parts[i].replace("\"", "\"\"")).append('"');
+        try (java.sql.ResultSet rs = s.executeQuery(q.toString())) {
+            rs.next();
+            return rs.getLong(1);
+        }
+    }
+
+    /**
+     * DuckDB 1.5.6 stops replaying at an error inside a transaction without saying so (it prints a line and keeps
+     * the transactions before): a merged WAL must prove it was replayed to its end. Every later transaction that
+     * inserts or deletes changes a row count, so counts as expected mean nothing was dropped that could have failed
+     * (a run of updates alone is as safe merged as not: it cannot name a row inserted in the run).
+     */
+    private static void checkRowCounts(Connection c, Map<String, Long> expected, int transactions)
+            throws SQLException, RepositoryException {
+        try (Statement s = c.createStatement()) {
+            for (Map.Entry<String, Long> e : expected.entrySet()) {
+                long n = count(s, e.getKey());
+                if (n != e.getValue()) {
+                    throw new RepositoryException("after replaying the WAL as " + transactions + " transactions, table "
+                            + e.getKey().replace('\0', '.') + " has " + n + " rows where " + e.getValue() + " were expected");
+                }
+            }
+        }
+    }
+
     /** @return how long DuckDB took to open the file, i.e. to replay the WAL (nanoseconds) */
-    private long replayAndCheckpoint(DuckDbDriver duckdb, Path file, long walLength, Point p)
+    private long replayAndCheckpoint(DuckDbDriver duckdb, Path file, long walLength, Point p, ReplayCheck check)
             throws SQLException, IOException {
         Path wal = Path.of(file + ".wal");
         long t0 = System.nanoTime();
@@ -435,6 +492,7 @@ public final class Restorer {
                 throw new RepositoryException("DuckDB replayed only " + kept + " of " + walLength
                         + " WAL bytes of epoch " + p.epoch() + ": the shipped WAL is damaged; restore an earlier point");
             }
+            check.check(c);
             try (Statement s = c.createStatement()) {
                 s.execute("CHECKPOINT");
             }

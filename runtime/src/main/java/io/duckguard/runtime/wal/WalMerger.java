@@ -2,7 +2,9 @@ package io.duckguard.runtime.wal;
 
 import io.duckguard.runtime.util.Bytes;
 import java.io.ByteArrayOutputStream;
+import java.util.HashMap;
 import java.util.HashSet;
+import java.util.Map;
 import java.util.Set;
 
 /**
@@ -14,10 +16,13 @@ import java.util.Set;
  *
  * <p>When one transaction is not the same as the commits in a row, a run ends before the commit:
  * <ul>
- *   <li>an UPDATE or DELETE of a table the run has inserted into: WAL updates and deletes name rows by row id,
- *       and a row an earlier commit of the run inserted is not committed yet inside the merged transaction (it
- *       sits in transaction-local storage under another id). Tables are told apart by their USE_TABLE entries
- *       (schema and name); an entry whose table cannot be read counts as every table;</li>
+ *   <li>an UPDATE or DELETE that may name a row inserted earlier in the run: WAL updates and deletes name rows
+ *       by row id, and a row an earlier commit of the run inserted is not committed yet inside the merged
+ *       transaction (it sits in transaction-local storage under another id). Tables are told apart by their
+ *       USE_TABLE entries. Within an epoch row ids only grow (they are renumbered only by a checkpoint), so a row
+ *       id some earlier UPDATE or DELETE named is proof that the table already had more rows than that: an update
+ *       whose row ids are all below the largest row id named before for its table cannot touch a row inserted
+ *       since, and may join. Anything that cannot be read (table, row ids) counts as possibly touching;</li>
  *   <li>any entry other than USE_TABLE, INSERT, DELETE, UPDATE and SEQUENCE_VALUE (catalog changes, optimistic
  *       writes, entry types this version does not know): such a commit replays alone.</li>
  * </ul>
@@ -34,8 +39,14 @@ public final class WalMerger {
 
     private WalMerger() {}
 
-    /** The rewritten WAL and how many transactions DuckDB will replay from it. */
-    public record Merged(byte[] wal, int transactions, int commits) {}
+    /**
+     * The rewritten WAL, how many transactions DuckDB will replay from it, and the change in row count per table
+     * it makes (inserted minus deleted rows; table = name parts joined by NUL). {@code rowDelta} is null when it
+     * cannot be known (a table or count not read, or a commit that replays alone, such as DDL): the restore then
+     * replays the original WAL, because the row counts are how it checks that DuckDB replayed a merged WAL to
+     * its end (DuckDB 1.5.6 stops replaying silently at an error inside a transaction, keeping the earlier ones).
+     */
+    public record Merged(byte[] wal, int transactions, int commits, Map<String, Long> rowDelta) {}
 
     /**
      * @param wal {@code wal[0, len)}: a whole WAL from its header, ending exactly at a commit boundary (its framing
@@ -60,7 +71,9 @@ public final class WalMerger {
         int commitStart = header;
         boolean commitMergeable = true;
         Set<String> commitInserted = new HashSet<>();
-        Set<String> commitModified = new HashSet<>(); // tables the commit updates or deletes rows of
+        Map<String, Long> commitModified = new HashMap<>(); // table -> largest row id updated/deleted (UNKNOWN_ROW)
+        Map<String, Long> rowsSeen = new HashMap<>(); // table -> 1 + largest row id any earlier commit named
+        Map<String, Long> rowDelta = new HashMap<>(); // null once it cannot be known
         String table = ANY_TABLE;
         int p = header;
         while (p < len) {
@@ -73,17 +86,38 @@ public final class WalMerger {
             if (type != WalScanner.WAL_FLUSH) {
                 switch (type) {
                     case USE_TABLE -> table = tableOf(wal, payload, end);
-                    case INSERT_TUPLE -> commitInserted.add(table);
-                    case UPDATE_TUPLE, DELETE_TUPLE -> commitModified.add(table);
+                    case INSERT_TUPLE -> {
+                        commitInserted.add(table);
+                        long n = rowCount(wal, payload, end, type);
+                        if (n < 0 || table.equals(ANY_TABLE)) rowDelta = null;
+                        else if (rowDelta != null) rowDelta.merge(table, n, Long::sum);
+                    }
+                    case UPDATE_TUPLE, DELETE_TUPLE -> {
+                        long max = maxRowId(wal, payload, end, type);
+                        commitModified.merge(table, max < 0 ? UNKNOWN_ROW : max, Math::max);
+                        if (type == DELETE_TUPLE) {
+                            long n = rowCount(wal, payload, end, type);
+                            if (n < 0 || table.equals(ANY_TABLE)) rowDelta = null;
+                            else if (rowDelta != null) rowDelta.merge(table, -n, Long::sum);
+                        } else if (table.equals(ANY_TABLE)) {
+                            rowDelta = null;
+                        }
+                    }
                     case SEQUENCE_VALUE -> { }
-                    default -> commitMergeable = false;
+                    default -> {
+                        commitMergeable = false;
+                        rowDelta = null;
+                    }
                 }
                 p = end;
                 continue;
             }
             // One commit: its entries are [commitStart, p), its WAL_FLUSH entry [p, end).
             commits++;
-            boolean joins = commitMergeable && !(cutBeforeRowIdUse && touches(runInserted, commitModified));
+            boolean joins = commitMergeable && !(cutBeforeRowIdUse && mayTouchNewRows(runInserted, commitModified, rowsSeen));
+            for (Map.Entry<String, Long> e : commitModified.entrySet()) {
+                if (e.getValue() != UNKNOWN_ROW) rowsSeen.merge(e.getKey(), e.getValue() + 1, Math::max);
+            }
             if (runOpen && !joins) {
                 out.write(wal, flushStart, flushEnd - flushStart);
                 transactions++;
@@ -112,17 +146,80 @@ public final class WalMerger {
             out.write(wal, flushStart, flushEnd - flushStart);
             transactions++;
         }
-        return new Merged(out.toByteArray(), transactions, commits);
+        return new Merged(out.toByteArray(), transactions, commits, rowDelta);
     }
 
     /** Stands for a table that could not be told: it conflicts with every table. */
     private static final String ANY_TABLE = "";
 
-    private static boolean touches(Set<String> inserted, Set<String> modified) {
-        if (inserted.isEmpty() || modified.isEmpty()) return false;
-        if (inserted.contains(ANY_TABLE) || modified.contains(ANY_TABLE)) return true;
-        for (String t : modified) if (inserted.contains(t)) return true;
+    /** An updated or deleted row id that could not be read: it may be any row. */
+    private static final long UNKNOWN_ROW = Long.MAX_VALUE;
+
+    /** Whether the commit's updates and deletes may name a row the run inserted (see the class comment). */
+    private static boolean mayTouchNewRows(Set<String> runInserted, Map<String, Long> modified, Map<String, Long> rowsSeen) {
+        if (runInserted.isEmpty() || modified.isEmpty()) return false;
+        for (Map.Entry<String, Long> e : modified.entrySet()) {
+            String t = e.getKey();
+            if (t.equals(ANY_TABLE)) return true;
+            if (!runInserted.contains(t) && !runInserted.contains(ANY_TABLE)) continue;
+            if (runInserted.contains(ANY_TABLE)) return true;
+            if (e.getValue() >= rowsSeen.getOrDefault(t, 0L)) return true;
+        }
         return false;
+    }
+
+    /**
+     * The largest row id an UPDATE_TUPLE or DELETE_TUPLE entry names, or -1 if its layout is not the one expected.
+     * Both versions write: field 100 type; for an update field 101 the column path (varint count, varints) and
+     * field 102 the chunk, for a delete field 101 the chunk; the chunk starts with field 100 = its row count n and
+     * ends with the row-id vector: {@code 64 00 00} (flat), {@code 66 00 varint(8n)} and n little-endian longs,
+     * then {@code ff ff} ending the vector, the chunk and the entry.
+     */
+    static long maxRowId(byte[] w, int payload, int end, int type) {
+        int[] pos = {payload + 3};
+        if (!field(w, pos, end, 101)) return -1;
+        if (type == UPDATE_TUPLE) {
+            long path = varint(w, pos, end);
+            if (path < 1 || path > 64) return -1;
+            for (int i = 0; i < path; i++) if (varint(w, pos, end) < 0) return -1;
+            if (!field(w, pos, end, 102)) return -1;
+        }
+        if (!field(w, pos, end, 100)) return -1;
+        long rows = varint(w, pos, end);
+        if (rows < 1 || rows > (end - pos[0]) / 8) return -1;
+        int dataLen = (int) rows * 8;
+        int dataStart = end - 6 - dataLen;
+        for (int k = end - 6; k < end; k++) if (w[k] != (byte) 0xff) return -1;
+        byte[] len = varintBytes(dataLen);
+        int head = dataStart - len.length - 5; // 64 00 00 66 00
+        if (head < pos[0]) return -1;
+        if (w[head] != 0x64 || w[head + 1] != 0 || w[head + 2] != 0 || w[head + 3] != 0x66 || w[head + 4] != 0) return -1;
+        for (int k = 0; k < len.length; k++) if (w[head + 5 + k] != len[k]) return -1;
+        long max = -1;
+        for (int k = dataStart; k < end - 6; k += 8) {
+            long id = Bytes.getLongLE(w, k);
+            if (id < 0) return -1;
+            max = Math.max(max, id);
+        }
+        return max;
+    }
+
+    /** The row count of an INSERT_TUPLE's or DELETE_TUPLE's chunk (its field 101, whose field 100 is the count), or -1. */
+    static long rowCount(byte[] w, int payload, int end, int type) {
+        int[] pos = {payload + 3};
+        if (!field(w, pos, end, 101) || !field(w, pos, end, 100)) return -1;
+        return varint(w, pos, end);
+    }
+
+    private static byte[] varintBytes(long v) {
+        byte[] b = new byte[10];
+        int n = 0;
+        do {
+            int x = (int) (v & 0x7f);
+            v >>>= 7;
+            b[n++] = (byte) (v != 0 ? x | 0x80 : x);
+        } while (v != 0);
+        return java.util.Arrays.copyOf(b, n);
     }
 
     /**

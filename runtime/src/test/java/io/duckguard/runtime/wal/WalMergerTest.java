@@ -157,6 +157,46 @@ class WalMergerTest {
     }
 
     @Test
+    void rowIdsOfEveryUpdateAndDeleteAreRead() throws Exception {
+        int p = WalScanner.headerLength(wal, wal.length);
+        int read = 0;
+        while (p < wal.length) {
+            int size = (int) io.duckguard.runtime.util.Bytes.getLongLE(wal, p);
+            int type = WalScanner.entryType(wal, p + 16, p + 16 + size);
+            if (type == WalMerger.UPDATE_TUPLE || type == WalMerger.DELETE_TUPLE) {
+                long max = WalMerger.maxRowId(wal, p + 16, p + 16 + size, type);
+                assertTrue(max >= 0 && max < 2000, "entry at " + p + " of type " + type + ": " + max);
+                read++;
+            }
+            p += 16 + size;
+        }
+        assertTrue(read > 40, "updates and deletes read: " + read);
+    }
+
+    @Test
+    void updatesOfOldRowsAfterInsertsIntoTheSameTableMergeAndUpdatesOfNewRowsDoNot() throws Exception {
+        Path db = tmp.resolve("same-table.duckdb");
+        Files.copy(base, db);
+        try (Connection c = DriverManager.getConnection("jdbc:duckdb:" + db); Statement s = c.createStatement()) {
+            s.execute("SET GLOBAL checkpoint_threshold='1000TB'");
+            s.execute("SET GLOBAL enable_optimistic_write=false");
+            s.execute("PRAGMA disable_checkpoint_on_shutdown");
+            s.execute("UPDATE orders SET qty = 0 WHERE id = 1000"); // the base's last row: rows up to it exist
+            for (int i = 0; i < 20; i++) {
+                s.execute("INSERT INTO orders(sym, qty, state) VALUES ('S2', " + i + ", 'new')");
+                s.execute("UPDATE orders SET qty = qty + 1 WHERE id = " + (1 + i * 37)); // old rows
+            }
+            s.execute("UPDATE orders SET state = 'filled' WHERE id = (SELECT max(id) FROM orders)"); // a new row: cut
+            s.execute("INSERT INTO orders(sym, qty, state) VALUES ('S3', 1, 'new')");
+        }
+        byte[] w = Files.readAllBytes(Path.of(db + ".wal"));
+        WalMerger.Merged m = WalMerger.merge(w, w.length);
+        assertEquals(43, m.commits());
+        assertEquals(2, m.transactions());
+        assertEquals(replay("same-original", w), replay("same-merged", m.wal()));
+    }
+
+    @Test
     void aWalThatDoesNotEndAtACommitIsRefused() throws Exception {
         byte[] cut = Arrays.copyOf(wal, wal.length - 3);
         assertThrows(WalScanner.WalFormatException.class, () -> WalMerger.merge(cut, cut.length));
