@@ -142,8 +142,15 @@ public final class Restorer {
         if (!history.hasWalLog(epoch)) {
             return new WalLog.Contents(epoch, null, List.of(), 0, false);
         }
-        return history.readWalLog(epoch);
+        WalLog.Contents c = lastWal;
+        if (c != null && c.epoch() == epoch) return c; // resolve() read it; the replay needs it again
+        c = history.readWalLog(epoch);
+        lastWal = c;
+        return c;
     }
+
+    /** The WAL log read last (one restore reads one epoch's: 17 MB and 100k commit marks are worth keeping). */
+    private WalLog.Contents lastWal;
 
     private static Point pointAfter(long epoch, WalLog.Contents c, int commits) {
         long end = 0;
@@ -164,6 +171,7 @@ public final class Restorer {
     public Result restore(RestoreTarget target, Path output, boolean force, DuckDbDriver duckdb)
             throws IOException, CorruptObjectException, SQLException {
         long t0 = System.nanoTime();
+        lastWal = null; // a live epoch's WAL log grows: read it afresh for every restore
         Path out = output.toAbsolutePath().normalize();
         if (Files.exists(out) && !force) {
             throw new RepositoryException(out + " already exists; refusing to overwrite it (add --force)");
@@ -331,7 +339,7 @@ public final class Restorer {
      * the fact nothing would tell.
      */
     private byte[] checkedWal(Point p, Manifest m) throws IOException, CorruptObjectException {
-        WalLog.Contents c = history.readWalLog(p.epoch());
+        WalLog.Contents c = walOf(p.epoch());
         String name = "WAL epoch " + p.epoch() + " of " + history.name();
         if (!Arrays.equals(c.baseSha256(), m.fileSha256())) {
             throw new CorruptObjectException(name, "it was written against a different base than "
