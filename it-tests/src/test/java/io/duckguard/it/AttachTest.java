@@ -76,12 +76,21 @@ class AttachTest {
                 .args("--db", db.toString(), "--ack-log", ack.toString(), "--threads", "4", "--seconds", "120",
                         "--ddl", "--ddl-at", "20", "--big-txn-at", "60")
                 .workDir(dir).name("app").start()) {
-            app.waitForLine("^READY$", START);
-            // The one-off operations first (see the class comment), then at least one PROGRESS line after them.
-            app.waitForLine("^DDL ddl_index ", START);
-            app.waitForLine("^BIG_TXN ", START);
-            int from = app.stdoutLineCount();
-            app.waitForLine("^PROGRESS acked=[1-9]", START, from);
+            try {
+                app.waitForLine("^READY$", START);
+                // The one-off operations first (see the class comment), then at least one PROGRESS line after them.
+                app.waitForLine("^DDL ddl_index ", START);
+                app.waitForLine("^BIG_TXN ", START);
+                int from = app.stdoutLineCount();
+                app.waitForLine("^PROGRESS acked=[1-9]", START, from);
+            } catch (IllegalStateException e) {
+                // Known DuckDB 2.0.0.1 bug (README, Limitations): its own FATAL "Failed to delete all rows from index"
+                // during the app's purges and DDL. Here the agent is not even loaded yet: an aborted run, not a pass.
+                org.junit.jupiter.api.Assumptions.assumeFalse(app.stdout().stream().anyMatch(l -> l.contains("FATAL Error")),
+                        () -> ctx + ": DuckDB FATAL inside the app before the agent was loaded: "
+                                + app.stdout().stream().filter(l -> l.contains("FATAL Error")).findFirst().orElse(""));
+                throw e;
+            }
             ackedBeforeAttach = acknowledged(ack);
 
             String jcmdOut = jcmdAgentLoad(javaHome, app.pid(), ChildJvm.agentJar(), options, dir);
