@@ -37,9 +37,7 @@ class WalMergerTest {
     static void writeARealWal() throws Exception {
         Path db = tmp.resolve("merge.duckdb");
         try (Connection c = DriverManager.getConnection("jdbc:duckdb:" + db); Statement s = c.createStatement()) {
-            s.execute("SET GLOBAL checkpoint_threshold='1000TB'");
-            s.execute("SET GLOBAL enable_optimistic_write=false");
-            s.execute("PRAGMA disable_checkpoint_on_shutdown");
+            agentSettings(s);
             s.execute("CREATE SEQUENCE ids");
             s.execute("CREATE TABLE orders(id BIGINT DEFAULT nextval('ids'), sym VARCHAR, qty INTEGER, state VARCHAR)");
             s.execute("CREATE TABLE positions(sym VARCHAR PRIMARY KEY, qty INTEGER)");
@@ -62,14 +60,19 @@ class WalMergerTest {
             if (i > 20) sql.add("INSERT INTO notes VALUES (" + i + ")");
         }
         try (Connection c = DriverManager.getConnection("jdbc:duckdb:" + db); Statement s = c.createStatement()) {
-            s.execute("SET GLOBAL checkpoint_threshold='1000TB'");
-            s.execute("SET GLOBAL enable_optimistic_write=false");
-            s.execute("PRAGMA disable_checkpoint_on_shutdown");
+            agentSettings(s);
             for (String q : sql) s.execute(q);
         }
         wal = Files.readAllBytes(walFile);
         commits = WalScanner.scan(wal, wal.length, 0).count;
         assertTrue(commits >= sql.size() - 5, "one commit per statement: " + commits);
+    }
+
+    /** The agent's settings (invariant 3): no auto-checkpoint, no optimistic writes, the WAL kept at close. */
+    private static void agentSettings(Statement s) throws SQLException {
+        s.execute("SET GLOBAL checkpoint_threshold='1000TB'");
+        s.execute("SET GLOBAL enable_optimistic_write=false");
+        s.execute("PRAGMA disable_checkpoint_on_shutdown");
     }
 
     /** Replays {@code walBytes} onto a copy of the base and returns the database's contents, in order. */
@@ -141,9 +144,7 @@ class WalMergerTest {
         Path db = tmp.resolve("two-tables.duckdb");
         Files.copy(base, db);
         try (Connection c = DriverManager.getConnection("jdbc:duckdb:" + db); Statement s = c.createStatement()) {
-            s.execute("SET GLOBAL checkpoint_threshold='1000TB'");
-            s.execute("SET GLOBAL enable_optimistic_write=false");
-            s.execute("PRAGMA disable_checkpoint_on_shutdown");
+            agentSettings(s);
             for (int i = 0; i < 15; i++) {
                 s.execute("INSERT INTO orders(sym, qty, state) VALUES ('S1', " + i + ", 'new')");
                 s.execute("UPDATE positions SET qty = qty + 1 WHERE sym = 'S1'");
@@ -178,9 +179,7 @@ class WalMergerTest {
         Path db = tmp.resolve("same-table.duckdb");
         Files.copy(base, db);
         try (Connection c = DriverManager.getConnection("jdbc:duckdb:" + db); Statement s = c.createStatement()) {
-            s.execute("SET GLOBAL checkpoint_threshold='1000TB'");
-            s.execute("SET GLOBAL enable_optimistic_write=false");
-            s.execute("PRAGMA disable_checkpoint_on_shutdown");
+            agentSettings(s);
             s.execute("UPDATE orders SET qty = 0 WHERE id = 1000"); // the base's last row: rows up to it exist
             for (int i = 0; i < 20; i++) {
                 s.execute("INSERT INTO orders(sym, qty, state) VALUES ('S2', " + i + ", 'new')");
