@@ -75,6 +75,17 @@ class WalMergerTest {
         s.execute("PRAGMA disable_checkpoint_on_shutdown");
     }
 
+    /** The WAL that {@code sql}, one autocommit statement each, leaves on a copy of the base. */
+    private static byte[] walAfter(String name, List<String> sql) throws Exception {
+        Path db = tmp.resolve(name + ".duckdb");
+        Files.copy(base, db);
+        try (Connection c = DriverManager.getConnection("jdbc:duckdb:" + db); Statement s = c.createStatement()) {
+            agentSettings(s);
+            for (String q : sql) s.execute(q);
+        }
+        return Files.readAllBytes(Path.of(db + ".wal"));
+    }
+
     /** Replays {@code walBytes} onto a copy of the base and returns the database's contents, in order. */
     private static String replay(String name, byte[] walBytes) throws Exception {
         Path db = tmp.resolve(name + ".duckdb");
@@ -141,16 +152,12 @@ class WalMergerTest {
 
         // 30 commits alternating an INSERT into orders and an UPDATE of positions: one transaction; the original
         // WAL has DELETEs and UPDATEs of orders too, so it cannot be one.
-        Path db = tmp.resolve("two-tables.duckdb");
-        Files.copy(base, db);
-        try (Connection c = DriverManager.getConnection("jdbc:duckdb:" + db); Statement s = c.createStatement()) {
-            agentSettings(s);
-            for (int i = 0; i < 15; i++) {
-                s.execute("INSERT INTO orders(sym, qty, state) VALUES ('S1', " + i + ", 'new')");
-                s.execute("UPDATE positions SET qty = qty + 1 WHERE sym = 'S1'");
-            }
+        List<String> sql = new ArrayList<>();
+        for (int i = 0; i < 15; i++) {
+            sql.add("INSERT INTO orders(sym, qty, state) VALUES ('S1', " + i + ", 'new')");
+            sql.add("UPDATE positions SET qty = qty + 1 WHERE sym = 'S1'");
         }
-        byte[] two = Files.readAllBytes(Path.of(db + ".wal"));
+        byte[] two = walAfter("two-tables", sql);
         WalMerger.Merged m = WalMerger.merge(two, two.length);
         assertEquals(30, m.commits());
         assertEquals(1, m.transactions());
@@ -176,19 +183,15 @@ class WalMergerTest {
 
     @Test
     void updatesOfOldRowsAfterInsertsIntoTheSameTableMergeAndUpdatesOfNewRowsDoNot() throws Exception {
-        Path db = tmp.resolve("same-table.duckdb");
-        Files.copy(base, db);
-        try (Connection c = DriverManager.getConnection("jdbc:duckdb:" + db); Statement s = c.createStatement()) {
-            agentSettings(s);
-            s.execute("UPDATE orders SET qty = 0 WHERE id = 1000"); // the base's last row: rows up to it exist
-            for (int i = 0; i < 20; i++) {
-                s.execute("INSERT INTO orders(sym, qty, state) VALUES ('S2', " + i + ", 'new')");
-                s.execute("UPDATE orders SET qty = qty + 1 WHERE id = " + (1 + i * 37)); // old rows
-            }
-            s.execute("UPDATE orders SET state = 'filled' WHERE id = (SELECT max(id) FROM orders)"); // a new row: cut
-            s.execute("INSERT INTO orders(sym, qty, state) VALUES ('S3', 1, 'new')");
+        List<String> sql = new ArrayList<>();
+        sql.add("UPDATE orders SET qty = 0 WHERE id = 1000"); // the base's last row: rows up to it exist
+        for (int i = 0; i < 20; i++) {
+            sql.add("INSERT INTO orders(sym, qty, state) VALUES ('S2', " + i + ", 'new')");
+            sql.add("UPDATE orders SET qty = qty + 1 WHERE id = " + (1 + i * 37)); // old rows
         }
-        byte[] w = Files.readAllBytes(Path.of(db + ".wal"));
+        sql.add("UPDATE orders SET state = 'filled' WHERE id = (SELECT max(id) FROM orders)"); // a new row: cut
+        sql.add("INSERT INTO orders(sym, qty, state) VALUES ('S3', 1, 'new')");
+        byte[] w = walAfter("same-table", sql);
         WalMerger.Merged m = WalMerger.merge(w, w.length);
         assertEquals(43, m.commits());
         assertEquals(2, m.transactions());
