@@ -86,6 +86,15 @@ class WalMergerTest {
         return Files.readAllBytes(Path.of(db + ".wal"));
     }
 
+    /** The WAL of {@code sql} merges into {@code transactions} and replays to the same database as unmerged. */
+    private static void assertMergedAs(String name, List<String> sql, int commits, int transactions) throws Exception {
+        byte[] w = walAfter(name, sql);
+        WalMerger.Merged m = WalMerger.merge(w, w.length);
+        assertEquals(commits, m.commits());
+        assertEquals(transactions, m.transactions());
+        assertEquals(replay(name + "-original", w), replay(name + "-merged", m.wal()));
+    }
+
     /** Replays {@code walBytes} onto a copy of the base and returns the database's contents, in order. */
     private static String replay(String name, byte[] walBytes) throws Exception {
         Path db = tmp.resolve(name + ".duckdb");
@@ -157,11 +166,7 @@ class WalMergerTest {
             sql.add("INSERT INTO orders(sym, qty, state) VALUES ('S1', " + i + ", 'new')");
             sql.add("UPDATE positions SET qty = qty + 1 WHERE sym = 'S1'");
         }
-        byte[] two = walAfter("two-tables", sql);
-        WalMerger.Merged m = WalMerger.merge(two, two.length);
-        assertEquals(30, m.commits());
-        assertEquals(1, m.transactions());
-        assertEquals(replay("two-original", two), replay("two-merged", m.wal()));
+        assertMergedAs("two-tables", sql, 30, 1);
     }
 
     @Test
@@ -191,11 +196,7 @@ class WalMergerTest {
         }
         sql.add("UPDATE orders SET state = 'filled' WHERE id = (SELECT max(id) FROM orders)"); // a new row: cut
         sql.add("INSERT INTO orders(sym, qty, state) VALUES ('S3', 1, 'new')");
-        byte[] w = walAfter("same-table", sql);
-        WalMerger.Merged m = WalMerger.merge(w, w.length);
-        assertEquals(43, m.commits());
-        assertEquals(2, m.transactions());
-        assertEquals(replay("same-original", w), replay("same-merged", m.wal()));
+        assertMergedAs("same-table", sql, 43, 2);
     }
 
     @Test
