@@ -277,17 +277,7 @@ public final class DataKeys implements ObjectCodec.KeyResolver {
                     return null;
                 }));
             }
-            for (java.util.concurrent.Future<?> f : fs) {
-                try {
-                    f.get();
-                } catch (InterruptedException e) {
-                    Thread.currentThread().interrupt();
-                    throw new IOException("interrupted", e);
-                } catch (java.util.concurrent.ExecutionException e) {
-                    if (e.getCause() instanceof IOException io) throw io;
-                    throw new IOException(e.getCause());
-                }
-            }
+            for (java.util.concurrent.Future<?> f : fs) io.duckguard.runtime.util.Futures.await(f);
         } finally {
             pool.shutdownNow();
         }

@@ -269,16 +269,11 @@ public final class Packs {
 
         private void awaitSyncs() throws IOException {
             IOException failed = null;
-            for (java.util.concurrent.Future<?> f : syncs) {
+            for (java.util.concurrent.Future<?> f : syncs) { // wait for all: their channels must be closed
                 try {
-                    f.get();
-                } catch (InterruptedException e) {
-                    Thread.currentThread().interrupt();
-                    if (failed == null) failed = new java.io.InterruptedIOException("interrupted while syncing packs");
-                } catch (java.util.concurrent.ExecutionException e) {
-                    if (failed == null) {
-                        failed = e.getCause() instanceof IOException io ? io : new IOException(e.getCause());
-                    }
+                    io.duckguard.runtime.util.Futures.await(f);
+                } catch (IOException e) {
+                    if (failed == null) failed = e;
                 }
             }
             syncs.clear();

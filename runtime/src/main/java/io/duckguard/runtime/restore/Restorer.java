@@ -303,14 +303,10 @@ public final class Restorer {
 
     private static void await(java.util.concurrent.Future<?> f) throws IOException, CorruptObjectException {
         try {
-            f.get();
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-            throw new IOException("interrupted", e);
-        } catch (java.util.concurrent.ExecutionException e) {
-            if (e.getCause() instanceof CorruptObjectException c) throw c;
-            if (e.getCause() instanceof IOException io) throw io;
-            throw new IOException(e.getCause());
+            io.duckguard.runtime.util.Futures.await(f);
+        } catch (IOException e) {
+            if (e.getCause() instanceof CorruptObjectException c) throw c; // damage is reported as such
+            throw e;
         }
     }
 

@@ -17,7 +17,6 @@ import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
-import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
@@ -113,7 +112,7 @@ public final class Snapshotter {
                 }
                 refs[c.index] = ref;
             }
-            for (Future<?> w : workers) await(w); // a worker's failure surfaces here
+            for (Future<?> w : workers) io.duckguard.runtime.util.Futures.await(w); // a worker's failure surfaces here
             if (db.size() != size || !Arrays.equals(headerSha(db), headerBefore)) {
                 throw new ConcurrentCheckpointException("the database file changed while it was being read");
             }
@@ -224,18 +223,6 @@ public final class Snapshotter {
     private static boolean allDone(List<Future<?>> fs) {
         for (Future<?> f : fs) if (!f.isDone()) return false;
         return true;
-    }
-
-    static <T> T await(Future<T> f) throws IOException {
-        try {
-            return f.get();
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-            throw new IOException("interrupted", e);
-        } catch (ExecutionException e) {
-            if (e.getCause() instanceof IOException io) throw io;
-            throw new IOException(e.getCause());
-        }
     }
 
     private static byte[] read(FileChannel ch, long off, int len) throws IOException {
