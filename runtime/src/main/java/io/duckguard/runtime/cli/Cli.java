@@ -35,6 +35,14 @@ public final class Cli implements Callable<Integer> {
         System.exit(run(args));
     }
 
+    /** Progress lines of a long operation, printed as they come (flushed: a pipe must not hold them back). */
+    static java.util.function.Consumer<String> progress(PrintWriter out) {
+        return line -> {
+            out.println(line);
+            out.flush();
+        };
+    }
+
     public static int run(String[] args) {
         // A restore spends its first second in a cold JVM: start compiling AES-GCM on the other core before
         // picocli even builds its model (~0.1 s). Harmless if the arguments turn out to be wrong.
@@ -145,10 +153,7 @@ public final class Cli implements Callable<Integer> {
             DatabaseHistory h = repo.database(r, database);
             Properties info = h.info();
             DuckDbDriver duckdb = DuckDbDriver.forDatabase(duckdbJar, info);
-            Restorer.Result res = new Restorer(h, msg -> {
-                out.println(msg);
-                out.flush();
-            }).restore(target, output, force, duckdb);
+            Restorer.Result res = new Restorer(h, progress(out)).restore(target, output, force, duckdb);
             out.printf("restored %s -> %s: epoch %d, %d commits replayed, last commit %s, %.1f MB, %d ms%n",
                     res.database(), res.output(), res.epoch(), res.commits(),
                     res.lastCommitTime() > 0 ? Instant.ofEpochMilli(res.lastCommitTime()) : "(snapshot only)",
@@ -205,10 +210,7 @@ public final class Cli implements Callable<Integer> {
         @Override
         public Integer call() throws Exception {
             PrintWriter out = spec.commandLine().getOut();
-            io.duckguard.runtime.verify.Verifier.Report r = new io.duckguard.runtime.verify.Verifier(repo.open(), line -> {
-                out.println(line);
-                out.flush();
-            }).run(readData, parsePercent(subset));
+            io.duckguard.runtime.verify.Verifier.Report r = new io.duckguard.runtime.verify.Verifier(repo.open(), progress(out)).run(readData, parsePercent(subset));
             for (io.duckguard.runtime.verify.Verifier.Problem p : r.problems()) spec.commandLine().getErr().println("duckguard: " + p);
             spec.commandLine().getErr().flush();
             return r.ok() ? 0 : 1;
@@ -258,10 +260,7 @@ public final class Cli implements Callable<Integer> {
             io.duckguard.runtime.retention.RetentionPolicy policy = new io.duckguard.runtime.retention.RetentionPolicy(
                     io.duckguard.runtime.util.Durations.parseDuration(window), snapshots, daily, weekly);
             io.duckguard.runtime.retention.GarbageCollector.Report r = new io.duckguard.runtime.retention.GarbageCollector(
-                    repo.open(), io.duckguard.runtime.util.Durations.parseDuration(grace), line -> {
-                        out.println(line);
-                        out.flush();
-                    }).run(policy, dryRun);
+                    repo.open(), io.duckguard.runtime.util.Durations.parseDuration(grace), progress(out)).run(policy, dryRun);
             for (String e : r.removedEpochs()) out.println((dryRun ? "would remove " : "removed ") + e);
             for (String e : r.removedWalLogs()) out.println((dryRun ? "would remove the WAL of " : "removed the WAL of ") + e + " (snapshot kept)");
             out.flush();

@@ -128,10 +128,7 @@ final class KeysCommand implements Callable<Integer> {
                 throw new IllegalArgumentException("the new key (" + target + ") is the key the repository was opened with, "
                         + "id " + opened + ": give a new key");
             }
-            KeyRotation.RotateReport rep = KeyRotation.rotate(r, nk, line -> {
-                out.println(line);
-                out.flush();
-            });
+            KeyRotation.RotateReport rep = KeyRotation.rotate(r, nk, Cli.progress(out));
             out.printf("rotated master key %s -> %s: %d data keys re-wrapped in %d ms (%.0f keys/s); no data was "
                     + "re-encrypted%n", rep.oldKeyId(), rep.newKeyId(), rep.rewrapped(), rep.millis(), rep.keysPerSecond());
             out.printf("%s is now the current key. Next: give the agent the new key (%s) and restart it, then retire the "
@@ -159,10 +156,7 @@ final class KeysCommand implements Callable<Integer> {
         public Integer call() throws Exception {
             PrintWriter out = spec.commandLine().getOut();
             Repository r = repo.openForWriting();
-            KeyRotation.RetireReport rep = KeyRotation.retire(r, id, line -> {
-                out.println(line);
-                out.flush();
-            });
+            KeyRotation.RetireReport rep = KeyRotation.retire(r, id, Cli.progress(out));
             out.printf("retired master key %s: %d wraps removed from %d data keys. Now destroy every copy of that key "
                     + "(key file, keystore entry, passphrase): only then can data removed from the repository no longer "
                     + "be recovered from an old copy of it.%n", rep.keyId(), rep.wrapsRemoved(), rep.dataKeys());
