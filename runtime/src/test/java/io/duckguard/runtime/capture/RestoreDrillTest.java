@@ -5,17 +5,13 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.duckguard.runtime.cli.Cli;
-import io.duckguard.runtime.config.AgentConfig;
 import io.duckguard.runtime.repository.Repository;
-import io.duckguard.runtime.repository.RepositoryOpener;
 import java.io.RandomAccessFile;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.sql.Connection;
 import java.sql.DriverManager;
 import java.sql.Statement;
-import java.util.Map;
-import java.util.Properties;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -41,10 +37,8 @@ class RestoreDrillTest {
 
     @Test
     void aDrillPassesThenCatchesACorruptedBlock() throws Exception {
-        AgentConfig cfg = AgentConfig.parse("repository=" + tmp.resolve("repo") + ",key-file=" + tmp.resolve("key")
-                + ",mode=sync,checkpoint.interval=1h,jmx=false", new Properties(), Map.of());
-        Repository repo = RepositoryOpener.openOrCreate(cfg.repository, true, cfg.keyFile);
-        DatabaseRegistry reg = new DatabaseRegistry(cfg, repo, n -> { });
+        DatabaseRegistry reg = io.duckguard.runtime.testing.AppCalls.agent(tmp.resolve("repo"), tmp.resolve("key"), "");
+        Repository repo = reg.repository();
         Path db = tmp.resolve("desk.duckdb");
         String url = "jdbc:duckdb:" + db;
         try (Connection c = DriverManager.getConnection(url)) {

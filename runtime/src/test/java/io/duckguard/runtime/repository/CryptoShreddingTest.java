@@ -7,7 +7,6 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.duckguard.runtime.capture.DatabaseRegistry;
-import io.duckguard.runtime.config.AgentConfig;
 import io.duckguard.runtime.crypto.CorruptObjectException;
 import io.duckguard.runtime.crypto.DataKey;
 import io.duckguard.runtime.crypto.MasterKey;
@@ -28,8 +27,6 @@ import java.time.Duration;
 import java.time.Instant;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.Map;
-import java.util.Properties;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -61,10 +58,7 @@ class CryptoShreddingTest {
     void workload() throws Exception {
         repoDir = tmp.resolve("repo");
         keyFile = tmp.resolve("repo.key");
-        AgentConfig cfg = AgentConfig.parse("repository=" + repoDir + ",key-file=" + keyFile
-                + ",mode=sync,checkpoint.interval=1h,jmx=false", new Properties(), Map.of());
-        Repository repo = RepositoryOpener.openOrCreate(cfg.repository, true, cfg.keyFile);
-        DatabaseRegistry reg = new DatabaseRegistry(cfg, repo, n -> { });
+        DatabaseRegistry reg = io.duckguard.runtime.testing.AppCalls.agent(repoDir, keyFile, "");
         Path db = tmp.resolve(DB);
         String url = "jdbc:duckdb:" + db;
         try (Connection c = DriverManager.getConnection(url)) {

@@ -4,9 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.duckguard.runtime.capture.DatabaseRegistry;
-import io.duckguard.runtime.config.AgentConfig;
 import io.duckguard.runtime.repository.Repository;
-import io.duckguard.runtime.repository.RepositoryOpener;
 import java.nio.file.Path;
 import java.sql.Connection;
 import java.sql.DriverManager;
@@ -16,8 +14,6 @@ import java.time.Duration;
 import java.time.Instant;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.Map;
-import java.util.Properties;
 import java.util.Random;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -38,10 +34,8 @@ class PitrExactnessTest {
     void everyRestoredCommitAndInstantEqualsTheRecordedState() throws Exception {
         Path repoDir = tmp.resolve("repo");
         Path key = tmp.resolve("key");
-        AgentConfig cfg = AgentConfig.parse("repository=" + repoDir + ",key-file=" + key
-                + ",mode=sync,checkpoint.interval=1h,jmx=false", new Properties(), Map.of());
-        Repository repo = RepositoryOpener.openOrCreate(cfg.repository, true, cfg.keyFile);
-        DatabaseRegistry reg = new DatabaseRegistry(cfg, repo, n -> { });
+        DatabaseRegistry reg = io.duckguard.runtime.testing.AppCalls.agent(repoDir, key, "");
+        Repository repo = reg.repository();
         Path db = tmp.resolve("pitr.duckdb");
         String url = "jdbc:duckdb:" + db;
         Random rnd = new Random(Long.getLong("duckguard.test.seed", 11));

@@ -1,9 +1,6 @@
 package io.duckguard.runtime.restore;
 
 import io.duckguard.runtime.capture.DatabaseRegistry;
-import io.duckguard.runtime.config.AgentConfig;
-import io.duckguard.runtime.repository.Repository;
-import io.duckguard.runtime.repository.RepositoryOpener;
 import java.nio.file.Path;
 import java.sql.Connection;
 import java.sql.DriverManager;
@@ -12,8 +9,6 @@ import java.sql.SQLException;
 import java.sql.Statement;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.Map;
-import java.util.Properties;
 
 /**
  * Test fixture: a real repository written in-process, with the test playing the agent's advice around real DuckDB
@@ -39,11 +34,8 @@ public final class RecordedHistory {
         this.repository = dir.resolve("repo");
         this.keyFile = dir.resolve("repo.key");
         this.source = dir.resolve(DB);
-        String keyOpt = options.contains("encryption=none") ? "" : ",key-file=" + keyFile;
-        AgentConfig cfg = AgentConfig.parse("repository=" + repository + keyOpt
-                + ",mode=sync,checkpoint.interval=1h,jmx=false" + options, new Properties(), Map.of());
-        Repository repo = RepositoryOpener.openOrCreate(cfg.repository, cfg.encrypted, cfg.keyFile);
-        registry = new DatabaseRegistry(cfg, repo, n -> { });
+        registry = io.duckguard.runtime.testing.AppCalls.agent(repository,
+                options.contains("encryption=none") ? null : keyFile, options);
         String url = "jdbc:duckdb:" + source;
         conn = DriverManager.getConnection(url);
         registry.connectionOpened(conn, url, false);

@@ -7,7 +7,6 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.duckguard.runtime.capture.DatabaseRegistry;
-import io.duckguard.runtime.config.AgentConfig;
 import io.duckguard.runtime.repository.DatabaseHistory;
 import io.duckguard.runtime.repository.Repository;
 import io.duckguard.runtime.repository.RepositoryOpener;
@@ -29,7 +28,6 @@ import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.Properties;
 import java.util.Random;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.BeforeAll;
@@ -60,10 +58,7 @@ class RetentionGcTest {
     void produceHistory() throws Exception {
         original = tmp.resolve("original");
         key = tmp.resolve("key");
-        AgentConfig cfg = AgentConfig.parse("repository=" + original + ",key-file=" + key
-                + ",mode=sync,checkpoint.interval=1h,jmx=false", new Properties(), Map.of());
-        Repository repo = RepositoryOpener.openOrCreate(cfg.repository, true, cfg.keyFile);
-        DatabaseRegistry reg = new DatabaseRegistry(cfg, repo, n -> { });
+        DatabaseRegistry reg = io.duckguard.runtime.testing.AppCalls.agent(original, key, "");
         Path db = tmp.resolve(DB);
         String url = "jdbc:duckdb:" + db;
         Random rnd = new Random(5);

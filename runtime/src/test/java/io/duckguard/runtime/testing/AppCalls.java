@@ -1,9 +1,15 @@
 package io.duckguard.runtime.testing;
 
 import io.duckguard.runtime.capture.DatabaseRegistry;
+import io.duckguard.runtime.config.AgentConfig;
+import io.duckguard.runtime.repository.Repository;
+import io.duckguard.runtime.repository.RepositoryOpener;
+import java.nio.file.Path;
 import java.sql.Connection;
 import java.sql.ResultSet;
 import java.sql.Statement;
+import java.util.Map;
+import java.util.Properties;
 
 /**
  * The test plays the agent's advice: every JDBC call of the "app" goes through the registry's hook methods, as the
@@ -11,6 +17,17 @@ import java.sql.Statement;
  */
 public final class AppCalls {
     private AppCalls() {}
+
+    /**
+     * The agent's runtime in this JVM on a repository (created if missing): sync mode, no timed checkpoints, no JMX,
+     * then {@code options} (",k=v..."). {@code keyFile} null = an unencrypted repository (pass encryption=none).
+     */
+    public static DatabaseRegistry agent(Path repository, Path keyFile, String options) throws Exception {
+        AgentConfig cfg = AgentConfig.parse("repository=" + repository + (keyFile == null ? "" : ",key-file=" + keyFile)
+                + ",mode=sync,checkpoint.interval=1h,jmx=false" + options, new Properties(), Map.of());
+        Repository repo = RepositoryOpener.openOrCreate(cfg.repository, cfg.encrypted, cfg.keyFile);
+        return new DatabaseRegistry(cfg, repo, n -> { });
+    }
 
     /** Executes one statement as an app would, between beforeCall and afterCall. */
     public static void exec(DatabaseRegistry reg, Connection c, String sql) throws Exception {
