@@ -182,14 +182,7 @@ class CliTest {
 
     @Test
     void listReportsADamagedEpochAndGoesOn() throws Exception {
-        Path copy = tmp.resolve("repo");
-        try (var s = Files.walk(recorded.repository)) {
-            for (Path p : (Iterable<Path>) s::iterator) {
-                Path to = copy.resolve(recorded.repository.relativize(p).toString());
-                if (Files.isDirectory(p)) Files.createDirectories(to);
-                else Files.copy(p, to);
-            }
-        }
+        Path copy = io.duckguard.runtime.testing.TestFiles.copyTree(recorded.repository, tmp.resolve("repo"));
         Path manifest = copy.resolve("databases").resolve(RecordedHistory.DB).resolve("epochs").resolve("0000000002").resolve("manifest");
         byte[] b = Files.readAllBytes(manifest);
         b[b.length / 2] ^= 1;

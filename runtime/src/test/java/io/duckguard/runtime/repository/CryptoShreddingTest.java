@@ -121,8 +121,8 @@ class CryptoShreddingTest {
 
     @Test
     void garbageCollectionDestroysTheKeysOfWhatItRemovesSoSavedCopiesCannotBeOpened() throws Exception {
-        Path work = copy(repoDir, tmp.resolve("gc-copy"));
-        Path stale = copy(repoDir, tmp.resolve("stale-copy")); // e.g. an old snapshot of the backup volume
+        Path work = io.duckguard.runtime.testing.TestFiles.copyTree(repoDir, tmp.resolve("gc-copy"));
+        Path stale = io.duckguard.runtime.testing.TestFiles.copyTree(repoDir, tmp.resolve("stale-copy")); // e.g. an old snapshot of the backup volume
         Repository repo = RepositoryOpener.openExisting(work, keyFile);
         DatabaseHistory h = repo.database(DB);
         long victim = epochs.get(0);
@@ -180,7 +180,7 @@ class CryptoShreddingTest {
 
     @Test
     void keysLeftBehindByACrashAreDestroyedOnceTheirObjectIsGone() throws Exception {
-        Path work = copy(repoDir, tmp.resolve("orphan-copy"));
+        Path work = io.duckguard.runtime.testing.TestFiles.copyTree(repoDir, tmp.resolve("orphan-copy"));
         Repository repo = RepositoryOpener.openExisting(work, keyFile);
         String ghostPack = "ee" + "1".repeat(30);
         repo.keys().store(DataKey.generate(DataKeys.packKeyId(ghostPack)), "pack", ghostPack);
@@ -230,16 +230,5 @@ class CryptoShreddingTest {
         try (Stream<Path> s = Files.walk(repo.resolve("packs"))) {
             return s.filter(Files::isRegularFile).map(p -> p.getFileName().toString()).toList();
         }
-    }
-
-    private static Path copy(Path src, Path dst) throws Exception {
-        try (Stream<Path> s = Files.walk(src)) {
-            for (Path p : s.toList()) {
-                Path t = dst.resolve(src.relativize(p).toString());
-                if (Files.isDirectory(p)) Files.createDirectories(t);
-                else Files.copy(p, t, StandardCopyOption.COPY_ATTRIBUTES);
-            }
-        }
-        return dst;
     }
 }

@@ -60,14 +60,7 @@ class RestoreErrorsTest {
 
     @BeforeEach
     void copyRepository() throws Exception {
-        repoDir = tmp.resolve("repo");
-        try (Stream<Path> s = Files.walk(recorded.repository)) {
-            for (Path p : (Iterable<Path>) s::iterator) {
-                Path to = repoDir.resolve(recorded.repository.relativize(p).toString());
-                if (Files.isDirectory(p)) Files.createDirectories(to);
-                else Files.copy(p, to);
-            }
-        }
+        repoDir = io.duckguard.runtime.testing.TestFiles.copyTree(recorded.repository, tmp.resolve("repo"));
         repo = RepositoryOpener.openExisting(repoDir, recorded.keyFile);
         history = repo.database(RecordedHistory.DB);
     }

@@ -17,7 +17,6 @@ import io.duckguard.runtime.verify.Verifier;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 import java.sql.Connection;
 import java.sql.DriverManager;
 import java.sql.ResultSet;
@@ -88,15 +87,7 @@ class RetentionGcTest {
     }
 
     private Path copyOfHistory(String name) throws IOException {
-        Path dst = tmp.resolve(name);
-        try (Stream<Path> s = Files.walk(original)) {
-            for (Path p : s.toList()) {
-                Path t = dst.resolve(original.relativize(p).toString());
-                if (Files.isDirectory(p)) Files.createDirectories(t);
-                else Files.copy(p, t, StandardCopyOption.COPY_ATTRIBUTES);
-            }
-        }
-        return dst;
+        return io.duckguard.runtime.testing.TestFiles.copyTree(original, tmp.resolve(name));
     }
 
     private String restore(Repository repo, String target) throws Exception {

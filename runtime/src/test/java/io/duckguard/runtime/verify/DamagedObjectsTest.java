@@ -16,7 +16,6 @@ import java.io.IOException;
 import java.io.RandomAccessFile;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 import java.util.ArrayList;
 import java.util.HashSet;
 import java.util.List;
@@ -57,7 +56,7 @@ class DamagedObjectsTest {
     @ParameterizedTest(name = "{1} a {0}")
     @MethodSource("cases")
     void damageIsNamedAndOnlyAffectedPointsFail(String type, String damage) throws Exception {
-        Path repoDir = copy(recorded.repository, tmp.resolve(type + "-" + damage));
+        Path repoDir = io.duckguard.runtime.testing.TestFiles.copyTree(recorded.repository, tmp.resolve(type + "-" + damage));
         Repository repo = RepositoryOpener.openExisting(repoDir, recorded.keyFile);
         Path epochs = repoDir.resolve("databases").resolve(RecordedHistory.DB).resolve("epochs");
         // Victim and what it breaks: epoch 2's objects break epoch 2's restore points; epoch 3 stays intact unless
@@ -190,16 +189,5 @@ class DamagedObjectsTest {
         try (Stream<Path> s = Files.walk(dir)) {
             return s.filter(Files::isRegularFile).sorted().toList();
         }
-    }
-
-    private static Path copy(Path from, Path to) throws IOException {
-        try (Stream<Path> s = Files.walk(from)) {
-            for (Path p : s.toList()) {
-                Path t = to.resolve(from.relativize(p).toString());
-                if (Files.isDirectory(p)) Files.createDirectories(t);
-                else Files.copy(p, t, StandardCopyOption.COPY_ATTRIBUTES);
-            }
-        }
-        return to;
     }
 }
