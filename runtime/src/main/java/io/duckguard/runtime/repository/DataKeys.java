@@ -244,11 +244,8 @@ public final class DataKeys implements ObjectCodec.KeyResolver {
      */
     void rewriteAll(List<String> ids, int threads, RecordChange change) throws IOException {
         if (ids.isEmpty()) return;
-        java.util.concurrent.ExecutorService pool = java.util.concurrent.Executors.newFixedThreadPool(Math.max(1, threads), r -> {
-            Thread t = new Thread(r, "duckguard-keys");
-            t.setDaemon(true);
-            return t;
-        });
+        java.util.concurrent.ExecutorService pool = java.util.concurrent.Executors.newFixedThreadPool(Math.max(1, threads),
+                io.duckguard.runtime.util.Threads.factory("keys", true));
         try {
             List<java.util.concurrent.Future<?>> fs = new ArrayList<>();
             for (String id : ids) {

@@ -35,27 +35,19 @@ public final class Packs {
         return repo.packsDir().resolve(pack.substring(0, 2)).resolve(pack);
     }
 
-    /** Reads, authenticates and checks one block (its content id must match what it decrypts to). */
+    /**
+     * Reads, authenticates and checks one block: its content id must match what it decrypts to (what verify
+     * --read-data adds to the restore path's checks).
+     */
     public static byte[] readBlock(Repository repo, BlockRef ref) throws IOException, CorruptObjectException {
-        Path p = path(repo, ref.pack());
-        byte[] sealed = new byte[ref.storedLength()];
-        try (FileChannel ch = FileChannel.open(p, StandardOpenOption.READ)) {
-            ByteBuffer b = ByteBuffer.wrap(sealed);
-            long pos = ref.packOffset();
-            while (b.hasRemaining()) {
-                int n = ch.read(b, pos);
-                if (n < 0) throw new CorruptObjectException(ref.objectName() + " in pack " + ref.pack(), "pack is truncated");
-                pos += n;
+        try (Reader r = new Reader(repo)) {
+            Reader.Buffers b = new Reader.Buffers();
+            int n = r.read(ref, b);
+            if (!Arrays.equals(repo.codec().contentId(b.plain, 0, n), ref.id())) {
+                throw new CorruptObjectException(ref.objectName(), "content does not match its id");
             }
-        } catch (NoSuchFileException e) {
-            throw new CorruptObjectException(ref.objectName(), "pack " + ref.pack() + " is missing");
+            return Arrays.copyOf(b.plain, n);
         }
-        byte[] plain = repo.codec().open(sealed, ref.objectName());
-        if (plain.length != ref.plainLength()
-                || !Arrays.equals(repo.codec().contentId(plain, 0, plain.length), ref.id())) {
-            throw new CorruptObjectException(ref.objectName(), "content does not match its id");
-        }
-        return plain;
     }
 
     /**
@@ -135,15 +127,8 @@ public final class Packs {
     /** One thread, {@code duckguard-pack-sync}, for the fsyncs of full packs of every writer in this JVM. */
     private static synchronized java.util.concurrent.ExecutorService syncThread() {
         if (syncThread == null) {
-            syncThread = java.util.concurrent.Executors.newSingleThreadExecutor(r -> {
-                Thread t = new Thread(() -> {
-                    io.duckguard.bootstrap.DuckGuardHooks.markInternalThread();
-                    r.run();
-                }, "duckguard-pack-sync");
-                t.setDaemon(true);
-                t.setUncaughtExceptionHandler((th, e) -> io.duckguard.runtime.util.Log.error("thread " + th.getName() + " died", e));
-                return t;
-            });
+            syncThread = java.util.concurrent.Executors.newSingleThreadExecutor(
+                    io.duckguard.runtime.util.Threads.factory("pack-sync", false));
         }
         return syncThread;
     }

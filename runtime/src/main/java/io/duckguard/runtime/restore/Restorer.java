@@ -270,7 +270,7 @@ public final class Restorer {
         private volatile boolean stopped;
 
         EarlyWriteback(FileChannel ch, java.util.concurrent.atomic.AtomicLong written) {
-            thread = new Thread(() -> {
+            thread = io.duckguard.runtime.util.Threads.start("restore-flush", () -> {
                 long flushed = 0;
                 while (!stopped) {
                     long now = written.get();
@@ -285,10 +285,7 @@ public final class Restorer {
                         java.util.concurrent.locks.LockSupport.parkNanos(2_000_000L);
                     }
                 }
-            }, "duckguard-restore-flush");
-            thread.setDaemon(true);
-            thread.setUncaughtExceptionHandler((t, e) -> io.duckguard.runtime.util.Log.error("thread " + t.getName() + " died", e));
-            thread.start();
+            });
         }
 
         void stop() {

@@ -158,16 +158,7 @@ public final class Snapshotter {
         if (p == null) {
             synchronized (Snapshotter.class) {
                 if (pool == null) {
-                    java.util.concurrent.atomic.AtomicInteger n = new java.util.concurrent.atomic.AtomicInteger();
-                    pool = Executors.newFixedThreadPool(WORKERS, r -> {
-                        Thread t = new Thread(() -> {
-                            io.duckguard.bootstrap.DuckGuardHooks.markInternalThread();
-                            r.run();
-                        }, "duckguard-blocks-" + n.incrementAndGet());
-                        t.setDaemon(true);
-                        t.setUncaughtExceptionHandler((th, e) -> Log.error("thread " + th.getName() + " died", e));
-                        return t;
-                    });
+                    pool = Executors.newFixedThreadPool(WORKERS, io.duckguard.runtime.util.Threads.factory("blocks", true));
                 }
                 p = pool;
             }
