@@ -268,10 +268,6 @@ class AgentBehaviourTest {
         assertTrue(v.acked() > 0);
     }
 
-    static boolean noFatal(ChildJvm.Handle h) {
-        return h.stdout().stream().noneMatch(l -> l.startsWith("FATAL"));
-    }
-
     static void assertNoAgentError(ChildJvm.Handle h) {
         assertFalse(h.stderr().stream().anyMatch(l -> l.contains(" ERROR ")), h::output);
     }

@@ -1,5 +1,8 @@
 package io.duckguard.it;
 
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.duckguard.it.harness.ChildJvm;
 import io.duckguard.it.harness.Cli;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -16,5 +19,18 @@ final class AgentRuns {
     /** {@code java -jar duckguard-agent.jar ARGS} in {@code dir}. */
     static Cli.Result cli(Path dir, String... args) throws Exception {
         return new Cli().workDir(dir).timeout(Duration.ofMinutes(2)).run(args);
+    }
+
+    /**
+     * Neither the app's own fatal error (a line starting FATAL) nor DuckDB's: a "FATAL Error" in a FAILED line means
+     * DuckDB invalidated the database, which the agent must never cause. (DuckDB 1.5.6 and 2.0.0.1 do it by
+     * themselves when DDL overlaps other writes; the TradingApp runs its DDL alone for that reason.)
+     */
+    static boolean noFatal(ChildJvm.Handle app) {
+        return app.stdout().stream().noneMatch(l -> l.startsWith("FATAL") || l.contains("FATAL Error"));
+    }
+
+    static void assertNoFatal(ChildJvm.Handle app, String ctx) {
+        assertTrue(noFatal(app), () -> ctx + ": fatal error in the app\n" + app.output());
     }
 }

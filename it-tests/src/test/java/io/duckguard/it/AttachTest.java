@@ -76,21 +76,13 @@ class AttachTest {
                 .args("--db", db.toString(), "--ack-log", ack.toString(), "--threads", "4", "--seconds", "120",
                         "--ddl", "--ddl-at", "20", "--big-txn-at", "60")
                 .workDir(dir).name("app").start()) {
-            try {
-                app.waitForLine("^READY$", START);
-                // The one-off operations first (see the class comment), then at least one PROGRESS line after them.
-                app.waitForLine("^DDL ddl_index ", START);
-                app.waitForLine("^BIG_TXN ", START);
-                int from = app.stdoutLineCount();
-                app.waitForLine("^PROGRESS acked=[1-9]", START, from);
-            } catch (IllegalStateException e) {
-                // Known DuckDB 2.0.0.1 bug (README, Limitations): its own FATAL "Failed to delete all rows from index"
-                // during the app's purges and DDL. Here the agent is not even loaded yet: an aborted run, not a pass.
-                org.junit.jupiter.api.Assumptions.assumeFalse(app.stdout().stream().anyMatch(l -> l.contains("FATAL Error")),
-                        () -> ctx + ": DuckDB FATAL inside the app before the agent was loaded: "
-                                + app.stdout().stream().filter(l -> l.contains("FATAL Error")).findFirst().orElse(""));
-                throw e;
-            }
+            app.waitForLine("^READY$", START);
+            // The one-off operations first (see the class comment), then at least one PROGRESS line after them.
+            app.waitForLine("^DDL ddl_index ", START);
+            app.waitForLine("^BIG_TXN ", START);
+            int from = app.stdoutLineCount();
+            app.waitForLine("^PROGRESS acked=[1-9]", START, from);
+            AgentRuns.assertNoFatal(app, ctx + ", before the attach");
             ackedBeforeAttach = acknowledged(ack);
 
             String jcmdOut = jcmdAgentLoad(javaHome, app.pid(), ChildJvm.agentJar(), options, dir);
@@ -103,7 +95,7 @@ class AttachTest {
 
             assertTrue(app.isAlive(), () -> ctx + ": the app stopped by itself\n" + app.output());
             assertEquals(137, app.kill9(), () -> ctx + ": not killed by SIGKILL\n" + app.output());
-            assertTrue(app.stdout().stream().noneMatch(l -> l.startsWith("FATAL")), () -> ctx + "\n" + app.output());
+            AgentRuns.assertNoFatal(app, ctx);
             assertTrue(app.stderr().stream().noneMatch(l -> l.contains(" ERROR ")),
                     () -> ctx + ": agent error\n" + app.output());
             assertTrue(app.stderr().stream().noneMatch(l -> l.contains("agent has been loaded dynamically")),
@@ -119,12 +111,6 @@ class AttachTest {
         Cli.Result r = new Cli().javaHome(javaHome).workDir(dir).timeout(Duration.ofMinutes(2)).run("restore",
                 "--repository", repo.toString(), "--key-file", key.toString(), "--to", "latest",
                 "--output", restored.toString());
-        // Known DuckDB 2.0.0.1 bug (see README, Limitations): after replaying a WAL whose commits carry SEQUENCE_VALUE
-        // entries written around the attach-time checkpoint, DuckDB's own CHECKPOINT can die with this FATAL error.
-        // duckguard reports it clearly (exit 1, nothing written); the test records it as an aborted run, not a pass.
-        org.junit.jupiter.api.Assumptions.assumeFalse(r.exitCode() != 0 && version.startsWith("2.0")
-                        && r.output().contains("FATAL Error: Failed to create checkpoint because of error: Attempted to dereference shared_ptr that is NULL"),
-                () -> ctx + ": DuckDB 2.0.0.1 crashed in CHECKPOINT after replay (known DuckDB bug)\n" + r.output());
         assertEquals(0, r.exitCode(), () -> ctx + ": restore failed\n" + r.output());
         assertTrue(r.stdoutText().contains("restored trade_data.duckdb"), () -> ctx + "\n" + r.output());
 

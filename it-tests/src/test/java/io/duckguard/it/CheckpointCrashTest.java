@@ -70,7 +70,7 @@ class CheckpointCrashTest {
                 app.waitForStderrLine(marker.pattern(), START);
                 Thread.sleep(300 + rnd.nextInt(500));
                 assertEquals(137, app.kill9(), () -> ctx + "\n" + app.output());
-                assertTrue(app.stdout().stream().noneMatch(l -> l.startsWith("FATAL")), () -> ctx + "\n" + app.output());
+                AgentRuns.assertNoFatal(app, ctx);
             }
             Cli.Result verify = AgentRuns.cli(dir, "verify", "--repository", repo.toString(), "--key-file", key.toString());
             assertEquals(0, verify.exitCode(), () -> ctx + ": repository does not verify after kill " + verify.output());

@@ -74,7 +74,7 @@ class HostAppTest {
             Thread.sleep(rnd.nextInt(1500));
             assertTrue(app.isAlive(), () -> ctx + ": the app stopped by itself\n" + app.output());
             assertEquals(137, app.kill9(), () -> ctx + ": not killed by SIGKILL\n" + app.output());
-            assertFalse(app.stdout().stream().anyMatch(l -> l.startsWith("FATAL")), () -> ctx + "\n" + app.output());
+            AgentRuns.assertNoFatal(app, ctx);
         }
 
         Verification v = Inspections.inspect(version, db, ack, false, ctx).verification();

@@ -128,6 +128,14 @@ public final class TradingApp {
     private final AtomicLong rolledBack = new AtomicLong();
     private final AtomicLong checkpoints = new AtomicLong();
     private final AtomicBoolean stopping = new AtomicBoolean();
+    /**
+     * DDL runs alone, as a schema migration would: every other op holds the read side for its whole transaction.
+     * DuckDB 1.5.6 and 2.0.0.1 crash under an ALTER TABLE or CREATE INDEX that overlaps other write transactions
+     * on the same table (seen: SIGSEGV in its ART key generation, and a FATAL "Failed to delete all rows from
+     * index" in a later DELETE), in about one AttachTest run in three, with or without the agent loaded.
+     */
+    private final java.util.concurrent.locks.ReentrantReadWriteLock ddlLock =
+            new java.util.concurrent.locks.ReentrantReadWriteLock();
     private final Recorder commitLatency = new Recorder(3);
     /** Set once the ALTER committed: order inserts then fill the new column (as a real app upgrade would). */
     private volatile boolean hasClientTag;
@@ -365,6 +373,9 @@ public final class TradingApp {
                         break;
                     }
                     Op op = pick(n);
+                    java.util.concurrent.locks.Lock lock = op == Op.DDL_ALTER || op == Op.DDL_INDEX
+                            ? ddlLock.writeLock() : ddlLock.readLock();
+                    lock.lock();
                     try {
                         runOp(op, id);
                         consecutiveFailures = 0;
@@ -379,6 +390,8 @@ public final class TradingApp {
                         if (++consecutiveFailures > MAX_CONSECUTIVE_FAILURES) {
                             throw new IllegalStateException(consecutiveFailures + " failures in a row", e);
                         }
+                    } finally {
+                        lock.unlock();
                     }
                     if (opts.checkpointEvery() > 0 && n % opts.checkpointEvery() == 0) {
                         checkpoint(n);
