@@ -859,7 +859,8 @@ public final class SnapshotBench {
             say(String.format(Locale.ROOT, "[bench] PITR restore run %d: %.3f s", r, p.seconds()));
             Files.delete(out);
         }
-        deleteTree(dir);
+        // -Dbench.keep-pitr=true keeps the repository and key, to profile restores of it by hand.
+        if (!Boolean.getBoolean("bench.keep-pitr")) deleteTree(dir);
     }
 
     // ------------------------------------------------------------------ 6: commit stall during checkpoints
@@ -1311,7 +1312,9 @@ public final class SnapshotBench {
         try (Stream<Path> w = Files.list(run)) {
             for (Path p : w.toList()) {
                 String n = p.getFileName().toString();
-                if (!n.equals("logs") && !n.equals("duckguard.key")) deleteTree(p);
+                boolean keep = n.equals("logs") || n.equals("duckguard.key")
+                        || (n.equals("pitr") && Boolean.getBoolean("bench.keep-pitr"));
+                if (!keep) deleteTree(p);
             }
         } catch (IOException e) {
             System.err.println("[bench] cleanup of " + run + ": " + e);

@@ -254,7 +254,7 @@ public final class Restorer {
             } finally {
                 for (java.util.concurrent.Future<?> f : tasks) f.cancel(true);
             }
-            ch.force(true);
+            // No fsync here: restore() syncs the file once, after any replay, before it renames it into place.
         }
     }
 
@@ -431,11 +431,6 @@ public final class Restorer {
         }
     }
 
-    /**
-     * DuckDB replays the WAL when it opens the file read-write, truncating it at the last entry it accepted. If
-     * that is short of the cut, DuckDB stopped early (a damaged length field looks like a torn tail to it):
-     * report it instead of returning a database that silently lacks commits.
-     */
     /** A check of the replayed database before it is checkpointed. */
     @FunctionalInterface
     private interface ReplayCheck {
@@ -480,7 +475,13 @@ public final class Restorer {
         }
     }
 
-    /** @return how long DuckDB took to open the file, i.e. to replay the WAL (nanoseconds) */
+    /**
+     * DuckDB replays the WAL when it opens the file read-write, truncating it at the last entry it accepted. If
+     * that is short of the cut, DuckDB stopped early (a damaged length field looks like a torn tail to it):
+     * report it instead of returning a database that silently lacks commits.
+     *
+     * @return how long DuckDB took to open the file, i.e. to replay the WAL (nanoseconds)
+     */
     private long replayAndCheckpoint(DuckDbDriver duckdb, Path file, long walLength, Point p, ReplayCheck check)
             throws SQLException, IOException {
         Path wal = Path.of(file + ".wal");
