@@ -23,7 +23,7 @@ import org.junit.jupiter.api.io.TempDir;
 /**
  * The scanner decides where the shipper may cut the WAL: a wrong boundary ships half a transaction (restore
  * replays garbage or stops early), a missed one delays a sync-mode commit. Checked against WALs written by the
- * real DuckDB 1.5.6 with the agent's settings.
+ * real DuckDB (1.5.6, or 2.0 in the build's second run) with the agent's settings.
  */
 class WalScannerTest {
     @TempDir
@@ -32,6 +32,9 @@ class WalScannerTest {
     /** A real WAL with {@link #TRANSACTIONS} committed transactions, and the file size after each commit. */
     private static byte[] wal;
     private static long[] sizeAfterCommit;
+    /** The WAL's header length: 8 bytes on 1.5.6 default files, longer on 2.0 (it names the database). */
+    private static int header;
+    private static String duckdbVersion;
     private static final int TRANSACTIONS = 8;
 
     @BeforeAll
@@ -41,6 +44,10 @@ class WalScannerTest {
         sizeAfterCommit = new long[TRANSACTIONS];
         int t = 0;
         try (Connection c = DriverManager.getConnection("jdbc:duckdb:" + db); Statement s = c.createStatement()) {
+            try (java.sql.ResultSet rs = s.executeQuery("SELECT version()")) {
+                rs.next();
+                duckdbVersion = rs.getString(1);
+            }
             // The agent's settings (invariant 3): no auto-checkpoint, no optimistic writes, WAL kept at close.
             s.execute("SET GLOBAL checkpoint_threshold='1000TB'");
             s.execute("SET GLOBAL enable_optimistic_write=false");
@@ -68,6 +75,7 @@ class WalScannerTest {
         }
         assertEquals(TRANSACTIONS, t);
         wal = Files.readAllBytes(walFile);
+        header = WalScanner.headerLength(wal, wal.length);
     }
 
     private static Result scan(byte[] buf, int len, long start) throws WalFormatException {
@@ -80,9 +88,16 @@ class WalScannerTest {
 
     @Test
     void theRealHeaderIsTheOneDocumented() throws Exception {
-        // duckdb-facts.md section 1: 1.5.6 default files start with {100: 98, 101: 2} and 0xFFFF.
-        assertArrayEquals(new byte[] {0x64, 0, 0x62, 0x65, 0, 2, (byte) 0xff, (byte) 0xff}, Arrays.copyOf(wal, 8));
-        assertEquals(8, WalScanner.headerLength(wal, wal.length));
+        // duckdb-facts.md section 1: 1.5.6 default files start with {100: 98, 101: 2} and 0xFFFF; 2.0 adds fields
+        // 102 (the database identifier) and 103 (the checkpoint iteration) before the 0xFFFF.
+        assertArrayEquals(new byte[] {0x64, 0, 0x62, 0x65, 0, 2}, Arrays.copyOf(wal, 6));
+        if (duckdbVersion.startsWith("v1.5")) {
+            assertEquals(8, header);
+        } else {
+            assertEquals(0x66, wal[6], "field 102 follows on " + duckdbVersion);
+            assertTrue(header > 8 + 16, "header of " + header + " bytes on " + duckdbVersion);
+        }
+        assertArrayEquals(new byte[] {(byte) 0xff, (byte) 0xff}, Arrays.copyOfRange(wal, header - 2, header));
     }
 
     @Test
@@ -127,8 +142,8 @@ class WalScannerTest {
     void resultGrowsBeyondItsInitialCapacity() throws Exception {
         // 40 copies of the commits after the header: more than the 16 slots the result starts with.
         ByteArrayOutputStream o = new ByteArrayOutputStream();
-        o.write(wal, 0, 8);
-        for (int i = 0; i < 40; i++) o.write(wal, 8, wal.length - 8);
+        o.write(wal, 0, header);
+        for (int i = 0; i < 40; i++) o.write(wal, header, wal.length - header);
         byte[] many = o.toByteArray();
         Result r = scan(many, many.length, 0);
         assertEquals(40 * TRANSACTIONS, r.count);
@@ -155,11 +170,11 @@ class WalScannerTest {
         assertEquals(h.length, WalScanner.headerLength(h, h.length));
         for (int len = 0; len < h.length; len++) assertEquals(-1, WalScanner.headerLength(h, len), "incomplete at " + len);
         // The same entries behind that header: the same commits, shifted by the header's extra length.
-        byte[] spliced = new byte[h.length + wal.length - 8];
+        byte[] spliced = new byte[h.length + wal.length - header];
         System.arraycopy(h, 0, spliced, 0, h.length);
-        System.arraycopy(wal, 8, spliced, h.length, wal.length - 8);
+        System.arraycopy(wal, header, spliced, h.length, wal.length - header);
         Result r = scan(spliced, spliced.length, 0);
-        long[] expected = Arrays.stream(sizeAfterCommit).map(e -> e + h.length - 8).toArray();
+        long[] expected = Arrays.stream(sizeAfterCommit).map(e -> e + h.length - header).toArray();
         assertArrayEquals(expected, ends(r));
     }
 
@@ -178,14 +193,14 @@ class WalScannerTest {
         assertThrows(WalFormatException.class, () -> scan(text, text.length, 0));
 
         // A valid header followed by an implausible entry size.
-        byte[] badSize = Arrays.copyOf(wal, 8 + 16);
-        Arrays.fill(badSize, 8, 16, (byte) 0xff);
+        byte[] badSize = Arrays.copyOf(wal, header + 16);
+        Arrays.fill(badSize, header, header + 8, (byte) 0xff);
         WalFormatException e = assertThrows(WalFormatException.class, () -> scan(badSize, badSize.length, 0));
-        assertTrue(e.getMessage().contains("offset 8"), e.getMessage());
+        assertTrue(e.getMessage().contains("offset " + header), e.getMessage());
 
         // An entry whose payload does not start with its type field.
         byte[] noType = Arrays.copyOf(wal, wal.length);
-        noType[8 + 16] = 0x65;
+        noType[header + 16] = 0x65;
         assertThrows(WalFormatException.class, () -> scan(noType, noType.length, 0));
 
         // Starting in the middle of an entry (not at a commit boundary) is caught, not mis-cut.
