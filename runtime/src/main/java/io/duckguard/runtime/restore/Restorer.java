@@ -220,7 +220,9 @@ public final class Restorer {
             throw new CorruptObjectException("manifest of epoch " + m.epoch(), "its chunks cover " + end + " bytes, not the "
                     + m.fileSize() + " it records");
         }
-        io.duckguard.runtime.crypto.DecryptionWarmUp.await();
+        // A small snapshot decrypts faster cold than the warm-up takes (9.4 MB: 0.06 s, vs 0.2-0.35 s of waiting;
+        // CLI restore 0.61-0.72 s instead of 0.77-1.02 s, 4 runs each): only a large one waits for compiled GCM.
+        if (m.fileSize() >= WARM_UP_FROM_BYTES) io.duckguard.runtime.crypto.DecryptionWarmUp.await();
         java.util.concurrent.ExecutorService pool = io.duckguard.runtime.snapshot.Snapshotter.workers();
         List<java.util.concurrent.Future<?>> tasks = new ArrayList<>(chunks.size());
         java.util.concurrent.atomic.AtomicLong done = new java.util.concurrent.atomic.AtomicLong();
@@ -308,6 +310,9 @@ public final class Restorer {
     }
 
     /** Per worker thread: the restore path allocates nothing per block. */
+    /** Snapshots at least this large wait for {@link io.duckguard.runtime.crypto.DecryptionWarmUp} first. */
+    private static final long WARM_UP_FROM_BYTES = 32L << 20;
+
     private static final ThreadLocal<Packs.Reader.Buffers> BUFFERS = ThreadLocal.withInitial(Packs.Reader.Buffers::new);
 
     /** Sleeps while {@code done} bytes are ahead of the allowed rate. */
