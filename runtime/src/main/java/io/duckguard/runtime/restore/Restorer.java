@@ -309,10 +309,10 @@ public final class Restorer {
         }
     }
 
-    /** Per worker thread: the restore path allocates nothing per block. */
     /** Snapshots at least this large wait for {@link io.duckguard.runtime.crypto.DecryptionWarmUp} first. */
     private static final long WARM_UP_FROM_BYTES = 32L << 20;
 
+    /** Per worker thread: the restore path allocates nothing per block. */
     private static final ThreadLocal<Packs.Reader.Buffers> BUFFERS = ThreadLocal.withInitial(Packs.Reader.Buffers::new);
 
     /** Sleeps while {@code done} bytes are ahead of the allowed rate. */
