@@ -50,6 +50,8 @@ public final class Restorer {
     /** Tests only: changes the merged WAL before it is replayed, to make its replay fail. */
     java.util.function.UnaryOperator<byte[]> mergedWalTap = java.util.function.UnaryOperator.identity();
     private final Consumer<String> progress;
+    /** How often a long materialising reports how far it got (tests shorten it). */
+    long progressEveryNanos = 2_000_000_000L;
     /** Bytes per second the restore may read from the repository; 0 = as fast as it can (drills limit it). */
     private long maxBytesPerSecond;
 
@@ -249,7 +251,17 @@ public final class Restorer {
                 }
                 EarlyWriteback writeback = new EarlyWriteback(ch, done);
                 try {
-                    for (java.util.concurrent.Future<?> f : tasks) await(f);
+                    long nextReport = startNanos + progressEveryNanos;
+                    for (java.util.concurrent.Future<?> f : tasks) {
+                        while (!io.duckguard.runtime.util.Futures.doneWithin(f, 100)) {
+                            if (System.nanoTime() - nextReport >= 0) {
+                                progress.accept(String.format("materialising snapshot %d: %.1f of %.1f MB (%d%%)",
+                                        m.epoch(), done.get() / 1e6, m.fileSize() / 1e6, done.get() * 100 / Math.max(1, m.fileSize())));
+                                nextReport = System.nanoTime() + progressEveryNanos;
+                            }
+                        }
+                        await(f);
+                    }
                 } finally {
                     writeback.stop();
                 }

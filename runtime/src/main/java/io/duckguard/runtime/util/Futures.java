@@ -14,6 +14,24 @@ public final class Futures {
      * say) arrives as the cause of an IOException, for callers that know it to unwrap. Interruption keeps the
      * thread's flag and becomes an InterruptedIOException.
      */
+    /**
+     * Waits up to {@code millis} for the task to end, however it ends; false if it is still running. Interruption
+     * keeps the thread's flag and returns true: the {@link #await} that follows reports it.
+     */
+    public static boolean doneWithin(Future<?> f, long millis) {
+        try {
+            f.get(millis, java.util.concurrent.TimeUnit.MILLISECONDS);
+            return true;
+        } catch (java.util.concurrent.TimeoutException e) {
+            return false;
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            return true;
+        } catch (ExecutionException | java.util.concurrent.CancellationException e) {
+            return true;
+        }
+    }
+
     public static <T> T await(Future<T> f) throws IOException {
         try {
             return f.get();

@@ -394,6 +394,24 @@ class RestoreErrorsTest {
     }
 
     @Test
+    void aLongMaterialisingReportsHowFarItGot() throws Exception {
+        // Paced to about half a second, reporting at every poll instead of every 2 s: the lines a long restore of a
+        // large database prints while the user waits.
+        Restorer r = new Restorer(history, progress::add);
+        r.progressEveryNanos = 0;
+        long size = history.readManifest(2).fileSize();
+        r.withMaxBytesPerSecond(size * 2);
+        Path out = tmp.resolve("slow.duckdb");
+        r.restore(RestoreTarget.parse("snapshot:2"), out, false, duckdb);
+        List<String> lines = progress.stream().filter(l -> l.startsWith("materialising snapshot 2: ")).toList();
+        assertTrue(lines.size() >= 2, progress.toString());
+        for (String l : lines) {
+            assertTrue(l.matches(String.format("materialising snapshot 2: [0-9.]+ of %.1f MB \\([0-9]+%%\\)", size / 1e6)), l);
+        }
+        assertEquals(recorded.states.get(2).get(0), RecordedHistory.fingerprint(out));
+    }
+
+    @Test
     void progressNamesWhatIsRestored() throws Exception {
         restore("commit:2.3", tmp.resolve("r.duckdb"), false);
         assertEquals(3, progress.size(), progress.toString());
