@@ -330,7 +330,7 @@ public final class ProtectedDatabase {
                 cycle();
                 if (alarm != null) clearAlarm();
             } catch (Throwable t) {
-                raise(started ? "shipping failed: " + t.getMessage() : "cannot start protecting: " + t.getMessage(), t);
+                raise(failure(started ? "shipping failed" : "cannot start protecting", t), t);
                 LockSupport.parkNanos(1_000_000_000L);
                 continue;
             }
@@ -340,7 +340,7 @@ public final class ProtectedDatabase {
             try {
                 ship(); // the last commits before the app closed the database
             } catch (Throwable t) {
-                raise("final shipping failed: " + t.getMessage(), t);
+                raise(failure("final shipping failed", t), t);
             }
         }
         try {
@@ -748,6 +748,20 @@ public final class ProtectedDatabase {
     }
 
     // ------------------------------------------------------------------ health
+
+    /**
+     * The reason an operator reads in the log and in JMX. A full backup volume says so, where, and what the commits
+     * do until there is space again (the shipper retries every second and clears the alarm by itself).
+     */
+    private String failure(String what, Throwable t) {
+        String m = String.valueOf(t.getMessage());
+        if (!m.contains("No space left on device")) return what + ": " + m;
+        String commits = cfg.mode != AgentConfig.Mode.SYNC ? "commits go on; they are shipped once there is space"
+                : cfg.syncFailure == AgentConfig.SyncFailure.WAIT ? "commits wait until then (sync-failure=wait)"
+                : "commits return without waiting until then (sync-failure=degrade)";
+        return what + ": the backup volume is full (No space left on device writing to " + cfg.repository
+                + "). Free space there; duckguard retries every second; " + commits;
+    }
 
     private void raise(String reason, Throwable t) {
         agentErrors.incrementAndGet();

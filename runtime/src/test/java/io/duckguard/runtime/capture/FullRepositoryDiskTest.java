@@ -1,0 +1,164 @@
+package io.duckguard.runtime.capture;
+
+import static io.duckguard.runtime.testing.AppCalls.count;
+import static io.duckguard.runtime.testing.AppCalls.exec;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
+
+import io.duckguard.runtime.repository.Repository;
+import io.duckguard.runtime.repository.RepositoryOpener;
+import io.duckguard.runtime.restore.DuckDbDriver;
+import io.duckguard.runtime.restore.RestoreTarget;
+import io.duckguard.runtime.restore.Restorer;
+import io.duckguard.runtime.testing.AppCalls;
+import java.io.IOException;
+import java.io.OutputStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.sql.Connection;
+import java.sql.DriverManager;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.TimeUnit;
+import java.util.function.BooleanSupplier;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * The backup volume fills up under a sync-mode agent: a real, small filesystem (a tmpfs mounted for the test; it
+ * needs root, as on this project's machines, and is skipped where mounting is not allowed), filled to the last byte
+ * by a file the test then deletes. With {@code sync-failure=degrade} (the default) commits keep returning and the
+ * agent reports itself unhealthy; with {@code wait} a commit blocks until space is back. Either way the app never
+ * sees an error, the agent heals by itself once space is free, and the restore holds every commit.
+ */
+class FullRepositoryDiskTest {
+    private static final String DB = "trades.duckdb";
+
+    @TempDir
+    Path tmp;
+    private Path volume;
+    private boolean mounted;
+
+    @BeforeEach
+    void mountSmallVolume() throws Exception {
+        volume = Files.createDirectories(tmp.resolve("backup-volume"));
+        Process p = new ProcessBuilder("mount", "-t", "tmpfs", "-o", "size=24m", "tmpfs", volume.toString())
+                .redirectErrorStream(true).start();
+        String out = new String(p.getInputStream().readAllBytes());
+        mounted = p.waitFor(30, TimeUnit.SECONDS) && p.exitValue() == 0;
+        assumeTrue(mounted, "cannot mount a small tmpfs here (needs root): " + out.strip());
+    }
+
+    @AfterEach
+    void unmount() throws Exception {
+        if (mounted) new ProcessBuilder("umount", "-l", volume.toString()).inheritIO().start().waitFor(30, TimeUnit.SECONDS);
+    }
+
+    /** Writes zeros until the volume has no byte left. */
+    private Path fill() throws IOException {
+        Path filler = volume.resolve("filler");
+        byte[] mb = new byte[1 << 20];
+        try (OutputStream o = Files.newOutputStream(filler)) {
+            while (true) o.write(mb);
+        } catch (IOException full) {
+            // No space left on device: what we wanted.
+        }
+        try (OutputStream o = Files.newOutputStream(volume.resolve("filler-tail"))) {
+            while (true) o.write(0);
+        } catch (IOException full) {
+            // the last partial megabyte too
+        }
+        assertTrue(Files.getFileStore(volume).getUsableSpace() < (64 << 10), "the volume is not full");
+        return filler;
+    }
+
+    /**
+     * One row of 64 KB of random hex: its WAL record stays larger than the page slack a full tmpfs may still have at
+     * the end of an open file, so it cannot become durable without new space.
+     */
+    private static String insertIncompressible(int i) {
+        return "INSERT INTO t SELECT " + i + ", string_agg(md5(random()::VARCHAR), '') FROM range(2000)";
+    }
+
+    private static void waitUntil(String what, long millis, BooleanSupplier ok) throws InterruptedException {
+        long deadline = System.currentTimeMillis() + millis;
+        while (!ok.getAsBoolean()) {
+            assertTrue(System.currentTimeMillis() < deadline, "timed out waiting until " + what);
+            Thread.sleep(20);
+        }
+    }
+
+    private long restoredRows(Path repoDir, Path key) throws Exception {
+        Repository repo = RepositoryOpener.openExisting(repoDir, key);
+        Path out = tmp.resolve("restored-" + System.nanoTime() + ".duckdb");
+        new Restorer(repo.database(DB), m -> { }).restore(RestoreTarget.parse("latest"), out, false,
+                DuckDbDriver.find(null, null, null));
+        try (Connection c = DriverManager.getConnection("jdbc:duckdb:" + out)) {
+            return count(c, "SELECT count(*) FROM t");
+        }
+    }
+
+    @Test
+    void degradeKeepsTradingWhileTheBackupVolumeIsFullThenCatchesUp() throws Exception {
+        Path repoDir = volume.resolve("repo");
+        Path key = tmp.resolve("key"); // keys live elsewhere than the backups
+        DatabaseRegistry reg = AppCalls.agent(repoDir, key, ",sync-failure=degrade,sync-timeout=2s");
+        String url = "jdbc:duckdb:" + tmp.resolve(DB);
+        Connection c = DriverManager.getConnection(url);
+        reg.connectionOpened(c, url, false);
+        exec(reg, c, "CREATE TABLE t(i INTEGER PRIMARY KEY, s VARCHAR)");
+        for (int i = 0; i < 20; i++) exec(reg, c, "INSERT INTO t VALUES (" + i + ", 'before')");
+        assertTrue(reg.status(DB).healthy(), reg.status(DB).healthReason());
+
+        Path filler = fill();
+        // Every commit returns without an exception (an error here would fail the test): the app keeps trading.
+        for (int i = 20; i < 60; i++) exec(reg, c, insertIncompressible(i));
+        waitUntil("the agent reports the full volume", 10_000, () -> !reg.status(DB).healthy());
+        String reason = reg.status(DB).healthReason();
+        assertTrue(reason.contains("the backup volume is full") && reason.contains(repoDir.toString())
+                && reason.contains("sync-failure=degrade"), reason);
+
+        Files.delete(filler);
+        Files.deleteIfExists(volume.resolve("filler-tail"));
+        waitUntil("the agent is healthy again and has shipped everything", 20_000,
+                () -> reg.status(DB).healthy() && reg.status(DB).unshippedBytes() == 0);
+        for (int i = 60; i < 70; i++) exec(reg, c, "INSERT INTO t VALUES (" + i + ", 'after')");
+        reg.connectionClosed(c);
+        c.close();
+        assertEquals(70, restoredRows(repoDir, key));
+    }
+
+    @Test
+    void waitHoldsTheCommitUntilThereIsSpaceAgain() throws Exception {
+        Path repoDir = volume.resolve("repo");
+        Path key = tmp.resolve("key");
+        DatabaseRegistry reg = AppCalls.agent(repoDir, key, ",sync-failure=wait,sync-timeout=1s");
+        String url = "jdbc:duckdb:" + tmp.resolve(DB);
+        Connection c = DriverManager.getConnection(url);
+        reg.connectionOpened(c, url, false);
+        exec(reg, c, "CREATE TABLE t(i INTEGER PRIMARY KEY, s VARCHAR)");
+        for (int i = 0; i < 20; i++) exec(reg, c, "INSERT INTO t VALUES (" + i + ", 'before')");
+
+        Path filler = fill();
+        CompletableFuture<Void> commit = CompletableFuture.runAsync(() -> {
+            try {
+                for (int i = 20; i < 25; i++) exec(reg, c, insertIncompressible(i));
+            } catch (Exception e) {
+                throw new IllegalStateException(e);
+            }
+        });
+        Thread.sleep(2500);
+        assertFalse(commit.isDone(), "a commit returned although the repository could not make it durable");
+
+        Files.delete(filler);
+        Files.deleteIfExists(volume.resolve("filler-tail"));
+        commit.get(30, TimeUnit.SECONDS); // returns once durable; an exception here fails the test
+        waitUntil("the agent is healthy again", 20_000, () -> reg.status(DB).healthy());
+        reg.connectionClosed(c);
+        c.close();
+        assertEquals(25, restoredRows(repoDir, key));
+    }
+}
