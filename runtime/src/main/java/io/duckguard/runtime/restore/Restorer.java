@@ -187,6 +187,15 @@ public final class Restorer {
         Manifest m = history.readManifest(p.epoch());
         progress.accept(String.format("restoring '%s' to %s: snapshot %d (%.1f MB) + %d commits", history.name(), target,
                 p.epoch(), m.fileSize() / 1e6, p.commits()));
+        // The scratch copy lives beside the output until the rename: it needs the snapshot's size, plus the WAL
+        // to replay. (DuckDB's checkpoint may grow the file a little more; running out then is reported below.)
+        long need = m.fileSize() + (p.commits() > 0 ? p.walEnd() : 0);
+        long free = Files.getFileStore(parent).getUsableSpace();
+        if (free < need) {
+            throw new RepositoryException(String.format("not enough free space in %s: the restore needs %.1f MB "
+                    + "(snapshot %d%s), %.1f MB are free. Free some space or choose another --output",
+                    parent, need / 1e6, m.epoch(), p.commits() > 0 ? " and its WAL" : "", free / 1e6));
+        }
         Path scratch = Files.createTempDirectory(parent, ".duckguard-restore-");
         try {
             Path file = scratch.resolve(out.getFileName());
@@ -205,6 +214,10 @@ public final class Restorer {
             AtomicFiles.fsyncDirectory(parent);
             return new Result(history.name(), p.epoch(), p.commits(), p.lastCommitTime(), Files.size(out), out,
                     (System.nanoTime() - t0) / 1_000_000);
+        } catch (IOException | SQLException e) {
+            if (!String.valueOf(e.getMessage()).contains("No space left on device")) throw e;
+            throw new RepositoryException("the disk of " + parent + " filled up during the restore (" + e.getMessage()
+                    + "); nothing was written to " + out + ". Free some space or choose another --output", e);
         } finally {
             deleteTree(scratch);
         }

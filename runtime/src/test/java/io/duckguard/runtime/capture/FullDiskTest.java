@@ -28,13 +28,17 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
- * The backup volume fills up under a sync-mode agent: a real, small filesystem (a tmpfs mounted for the test; it
- * needs root, as on this project's machines, and is skipped where mounting is not allowed), filled to the last byte
- * by a file the test then deletes. With {@code sync-failure=degrade} (the default) commits keep returning and the
- * agent reports itself unhealthy; with {@code wait} a commit blocks until space is back. Either way the app never
- * sees an error, the agent heals by itself once space is free, and the restore holds every commit.
+ * A full disk, for real: a small filesystem (a tmpfs mounted for the test; it needs root, as on this project's
+ * machines, and is skipped where mounting is not allowed), filled by a file the test then deletes.
+ *
+ * <p>The backup volume fills up under a sync-mode agent: with {@code sync-failure=degrade} (the default) commits keep
+ * returning and the agent reports itself unhealthy; with {@code wait} a commit blocks until space is back. Either way
+ * the app never sees an error, the agent heals by itself once space is free, and the restore holds every commit.
+ *
+ * <p>The restore's target disk is too small: refused up front with the sizes, or, when DuckDB's replay and checkpoint
+ * run out of space, reported as such; either way nothing is left behind.
  */
-class FullRepositoryDiskTest {
+class FullDiskTest {
     private static final String DB = "trades.duckdb";
 
     @TempDir
@@ -59,6 +63,20 @@ class FullRepositoryDiskTest {
 
     /** Writes zeros until the volume has no byte left. */
     private Path fill() throws IOException {
+        return fill(0);
+    }
+
+    /** Writes zeros until about {@code keep} bytes of the volume are left (0: none at all). */
+    private Path fill(long keep) throws IOException {
+        if (keep > 0) {
+            Path filler = volume.resolve("filler");
+            long n = Files.getFileStore(volume).getUsableSpace() - keep;
+            byte[] kb = new byte[4096];
+            try (OutputStream o = Files.newOutputStream(filler)) {
+                for (long w = 0; w < n; w += kb.length) o.write(kb);
+            }
+            return filler;
+        }
         Path filler = volume.resolve("filler");
         byte[] mb = new byte[1 << 20];
         try (OutputStream o = Files.newOutputStream(filler)) {
@@ -73,6 +91,59 @@ class FullRepositoryDiskTest {
         }
         assertTrue(Files.getFileStore(volume).getUsableSpace() < (64 << 10), "the volume is not full");
         return filler;
+    }
+
+    /** A database of about 6 MB in a repository outside the volume: a snapshot, then 40 commits of 64 KB each. */
+    private Path repositoryWithHistory() throws Exception {
+        Path repoDir = tmp.resolve("repo");
+        DatabaseRegistry reg = AppCalls.agent(repoDir, tmp.resolve("key"), "");
+        String url = "jdbc:duckdb:" + tmp.resolve(DB);
+        Connection c = DriverManager.getConnection(url);
+        reg.connectionOpened(c, url, false);
+        exec(reg, c, "CREATE TABLE t(i INTEGER PRIMARY KEY, s VARCHAR)");
+        for (int i = 0; i < 40; i++) exec(reg, c, insertIncompressible(i));
+        reg.checkpointNow(DB);
+        waitUntil("the checkpoint's snapshot", 20_000, () -> reg.status(DB).snapshotCount() >= 2);
+        for (int i = 40; i < 80; i++) exec(reg, c, insertIncompressible(i));
+        reg.connectionClosed(c);
+        c.close();
+        return repoDir;
+    }
+
+    private Restorer restorer(Path repoDir) throws Exception {
+        return new Restorer(RepositoryOpener.openExisting(repoDir, tmp.resolve("key")).database(DB), m -> { });
+    }
+
+    @Test
+    void aRestoreThatCannotFitIsRefusedUpFront() throws Exception {
+        Path repoDir = repositoryWithHistory();
+        fill(1 << 20);
+        Path out = volume.resolve("restored.duckdb");
+        IOException e = org.junit.jupiter.api.Assertions.assertThrows(IOException.class, () -> restorer(repoDir)
+                .restore(RestoreTarget.parse("latest"), out, false, DuckDbDriver.find(null, null, null)));
+        assertTrue(e.getMessage().startsWith("not enough free space in " + volume) && e.getMessage().contains("MB are free")
+                && e.getMessage().contains("choose another --output"), e.getMessage());
+        try (var l = Files.list(volume)) {
+            assertEquals(java.util.List.of("filler"), l.map(q -> q.getFileName().toString()).toList());
+        }
+    }
+
+    @Test
+    void aRestoreWhoseCheckpointRunsOutOfSpaceSaysSo() throws Exception {
+        Path repoDir = repositoryWithHistory();
+        Restorer r = restorer(repoDir);
+        Restorer.Point p = r.resolve(RestoreTarget.parse("latest"));
+        long snapshot = RepositoryOpener.openExisting(repoDir, tmp.resolve("key")).database(DB).readManifest(p.epoch()).fileSize();
+        // Room for the snapshot and its WAL (the up-front check passes), not for what DuckDB's checkpoint writes.
+        fill(snapshot + p.walEnd() + (64 << 10));
+        Path out = volume.resolve("restored.duckdb");
+        IOException e = org.junit.jupiter.api.Assertions.assertThrows(IOException.class,
+                () -> r.restore(RestoreTarget.parse("latest"), out, false, DuckDbDriver.find(null, null, null)));
+        assertTrue(e.getMessage().startsWith("the disk of " + volume + " filled up during the restore")
+                && e.getMessage().contains("nothing was written to " + out), e.getMessage());
+        try (var l = Files.list(volume)) {
+            assertEquals(java.util.List.of("filler"), l.map(q -> q.getFileName().toString()).toList());
+        }
     }
 
     /**
