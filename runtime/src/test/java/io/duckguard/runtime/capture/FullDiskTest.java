@@ -93,14 +93,25 @@ class FullDiskTest {
         return filler;
     }
 
-    /** A database of about 6 MB in a repository outside the volume: a snapshot, then 40 commits of 64 KB each. */
-    private Path repositoryWithHistory() throws Exception {
-        Path repoDir = tmp.resolve("repo");
-        DatabaseRegistry reg = AppCalls.agent(repoDir, tmp.resolve("key"), "");
+    /** The app's connection to its database (outside the volume), protected by {@code reg}, with an empty table t. */
+    private Connection openApp(DatabaseRegistry reg) throws Exception {
         String url = "jdbc:duckdb:" + tmp.resolve(DB);
         Connection c = DriverManager.getConnection(url);
         reg.connectionOpened(c, url, false);
         exec(reg, c, "CREATE TABLE t(i INTEGER PRIMARY KEY, s VARCHAR)");
+        return c;
+    }
+
+    private void freeSpace(Path filler) throws IOException {
+        Files.delete(filler);
+        Files.deleteIfExists(volume.resolve("filler-tail"));
+    }
+
+    /** A database of about 6 MB in a repository outside the volume: a snapshot, then 40 commits of 64 KB each. */
+    private Path repositoryWithHistory() throws Exception {
+        Path repoDir = tmp.resolve("repo");
+        DatabaseRegistry reg = AppCalls.agent(repoDir, tmp.resolve("key"), "");
+        Connection c = openApp(reg);
         for (int i = 0; i < 40; i++) exec(reg, c, insertIncompressible(i));
         reg.checkpointNow(DB);
         waitUntil("the checkpoint's snapshot", 20_000, () -> reg.status(DB).snapshotCount() >= 2);
@@ -177,10 +188,7 @@ class FullDiskTest {
         Path repoDir = volume.resolve("repo");
         Path key = tmp.resolve("key"); // keys live elsewhere than the backups
         DatabaseRegistry reg = AppCalls.agent(repoDir, key, ",sync-failure=degrade,sync-timeout=2s");
-        String url = "jdbc:duckdb:" + tmp.resolve(DB);
-        Connection c = DriverManager.getConnection(url);
-        reg.connectionOpened(c, url, false);
-        exec(reg, c, "CREATE TABLE t(i INTEGER PRIMARY KEY, s VARCHAR)");
+        Connection c = openApp(reg);
         for (int i = 0; i < 20; i++) exec(reg, c, "INSERT INTO t VALUES (" + i + ", 'before')");
         assertTrue(reg.status(DB).healthy(), reg.status(DB).healthReason());
 
@@ -192,8 +200,7 @@ class FullDiskTest {
         assertTrue(reason.contains("the backup volume is full") && reason.contains(repoDir.toString())
                 && reason.contains("sync-failure=degrade"), reason);
 
-        Files.delete(filler);
-        Files.deleteIfExists(volume.resolve("filler-tail"));
+        freeSpace(filler);
         waitUntil("the agent is healthy again and has shipped everything", 20_000,
                 () -> reg.status(DB).healthy() && reg.status(DB).unshippedBytes() == 0);
         for (int i = 60; i < 70; i++) exec(reg, c, "INSERT INTO t VALUES (" + i + ", 'after')");
@@ -207,10 +214,7 @@ class FullDiskTest {
         Path repoDir = volume.resolve("repo");
         Path key = tmp.resolve("key");
         DatabaseRegistry reg = AppCalls.agent(repoDir, key, ",sync-failure=wait,sync-timeout=1s");
-        String url = "jdbc:duckdb:" + tmp.resolve(DB);
-        Connection c = DriverManager.getConnection(url);
-        reg.connectionOpened(c, url, false);
-        exec(reg, c, "CREATE TABLE t(i INTEGER PRIMARY KEY, s VARCHAR)");
+        Connection c = openApp(reg);
         for (int i = 0; i < 20; i++) exec(reg, c, "INSERT INTO t VALUES (" + i + ", 'before')");
 
         Path filler = fill();
@@ -224,8 +228,7 @@ class FullDiskTest {
         Thread.sleep(2500);
         assertFalse(commit.isDone(), "a commit returned although the repository could not make it durable");
 
-        Files.delete(filler);
-        Files.deleteIfExists(volume.resolve("filler-tail"));
+        freeSpace(filler);
         commit.get(30, TimeUnit.SECONDS); // returns once durable; an exception here fails the test
         waitUntil("the agent is healthy again", 20_000, () -> reg.status(DB).healthy());
         reg.connectionClosed(c);
