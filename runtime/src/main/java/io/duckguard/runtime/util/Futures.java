@@ -10,11 +10,6 @@ public final class Futures {
     private Futures() {}
 
     /**
-     * The task's result. An IOException it threw is rethrown as it is; any other failure (a CorruptObjectException,
-     * say) arrives as the cause of an IOException, for callers that know it to unwrap. Interruption keeps the
-     * thread's flag and becomes an InterruptedIOException.
-     */
-    /**
      * Waits up to {@code millis} for the task to end, however it ends; false if it is still running. Interruption
      * keeps the thread's flag and returns true: the {@link #await} that follows reports it.
      */
@@ -32,6 +27,11 @@ public final class Futures {
         }
     }
 
+    /**
+     * The task's result. An IOException it threw is rethrown as it is; any other failure (a CorruptObjectException,
+     * say) arrives as the cause of an IOException, for callers that know it to unwrap. Interruption keeps the
+     * thread's flag and becomes an InterruptedIOException.
+     */
     public static <T> T await(Future<T> f) throws IOException {
         try {
             return f.get();
