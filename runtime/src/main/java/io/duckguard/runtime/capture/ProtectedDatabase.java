@@ -59,10 +59,12 @@ public final class ProtectedDatabase {
 
         /**
          * Whether a commit seen in WAL file {@code key} up to {@code size} while the epoch was {@code seenEpoch} is
-         * durable: shipped, or its WAL was retired by a checkpoint into a base that is stored now.
+         * durable: shipped, or its WAL was retired by a checkpoint into a base that is stored now. Not when its WAL
+         * is the one the new epoch follows: commits made while a checkpoint runs go to {@code <db>.wal.checkpoint},
+         * which DuckDB renames to the next epoch's {@code <db>.wal}; they are in no base, only shipping covers them.
          */
         boolean durable(long seenEpoch, Object key, long size) {
-            return covers(key, size) || (baseStored && epoch > seenEpoch);
+            return covers(key, size) || (baseStored && epoch > seenEpoch && !Objects.equals(key, walKey));
         }
     }
 
@@ -73,6 +75,8 @@ public final class ProtectedDatabase {
     final Path dbPath;
     final Path walPath;
     private final File walFile;
+    /** Where DuckDB writes the commits made while a checkpoint runs; renamed to {@link #walPath} at its end. */
+    private final Path walCheckpointPath;
     private final AgentConfig cfg;
     private final DatabaseHistory history;
     private final CommitGate gate = new CommitGate();
@@ -85,6 +89,8 @@ public final class ProtectedDatabase {
     private final long pollNanos;
 
     private volatile ShipState state = new ShipState(0, null, 0, false);
+    /** Tests only: runs on the shipper between storing a new base and shipping the WAL that follows it. */
+    static volatile Runnable afterBaseStored = () -> { };
     private volatile boolean stopping;
     private volatile boolean closed;
     private volatile int waiters;
@@ -134,6 +140,7 @@ public final class ProtectedDatabase {
         this.dbPath = dbPath;
         this.walPath = Path.of(dbPath + ".wal");
         this.walFile = walPath.toFile();
+        this.walCheckpointPath = Path.of(dbPath + ".wal.checkpoint");
         this.cfg = cfg;
         this.history = history;
         this.agentConn = agentConn;
@@ -217,8 +224,16 @@ public final class ProtectedDatabase {
         clock.note(len);
         if (cfg.mode == AgentConfig.Mode.ASYNC) return; // the shipper polls well within max-lag
         if (appConnection != null && DuckDbAccess.inTransaction(appConnection)) return;
-        Object key = HeldFiles.keyOf(walPath);
-        long size = key == null ? 0 : walFile.length();
+        // While a checkpoint (the app's own) runs, this commit may have gone to <db>.wal.checkpoint: wait for that
+        // file, the next epoch's WAL, to be shipped (if the commit went to the old WAL, the next base holds it and
+        // that file is shipped after the base, so waiting for it is later, never wrong).
+        Object key = HeldFiles.keyOf(walCheckpointPath);
+        Path file = walCheckpointPath;
+        if (key == null) {
+            key = HeldFiles.keyOf(walPath);
+            file = walPath;
+        }
+        long size = key == null ? 0 : file.toFile().length();
         if (st.durable(st.epoch(), key, size)) return;
         waitDurable(st.epoch(), key, size);
     }
@@ -586,7 +601,9 @@ public final class ProtectedDatabase {
                 epochStartNanos = System.nanoTime();
                 lastSnapshotTime = m.createdMillis();
                 snapshotCount++;
-                publish(null, 0);
+                // No publish here: ship() publishes once it has looked at the new epoch's WAL, so that no waiter
+                // sees "base stored" before the WAL that follows the base is known (ShipState.durable).
+                afterBaseStored.run();
                 ship();
                 return;
             } catch (Snapshotter.ConcurrentCheckpointException e) {
@@ -602,6 +619,8 @@ public final class ProtectedDatabase {
         if (wal == null) {
             HeldFiles.Held w = HeldFiles.acquire(walPath);
             if (w == null) {
+                // A checkpoint's WAL not yet renamed into place: it will be this epoch's WAL; until then no state.
+                if (java.nio.file.Files.exists(walCheckpointPath)) return;
                 publish(null, 0);
                 return;
             }
