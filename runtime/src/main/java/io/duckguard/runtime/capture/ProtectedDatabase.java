@@ -75,8 +75,6 @@ public final class ProtectedDatabase {
     final Path dbPath;
     final Path walPath;
     private final File walFile;
-    /** Where DuckDB writes the commits made while a checkpoint runs; renamed to {@link #walPath} at its end. */
-    private final Path walCheckpointPath;
     private final AgentConfig cfg;
     private final DatabaseHistory history;
     private final CommitGate gate = new CommitGate();
@@ -140,7 +138,6 @@ public final class ProtectedDatabase {
         this.dbPath = dbPath;
         this.walPath = Path.of(dbPath + ".wal");
         this.walFile = walPath.toFile();
-        this.walCheckpointPath = Path.of(dbPath + ".wal.checkpoint");
         this.cfg = cfg;
         this.history = history;
         this.agentConn = agentConn;
@@ -224,16 +221,8 @@ public final class ProtectedDatabase {
         clock.note(len);
         if (cfg.mode == AgentConfig.Mode.ASYNC) return; // the shipper polls well within max-lag
         if (appConnection != null && DuckDbAccess.inTransaction(appConnection)) return;
-        // While a checkpoint (the app's own) runs, this commit may have gone to <db>.wal.checkpoint: wait for that
-        // file, the next epoch's WAL, to be shipped (if the commit went to the old WAL, the next base holds it and
-        // that file is shipped after the base, so waiting for it is later, never wrong).
-        Object key = HeldFiles.keyOf(walCheckpointPath);
-        Path file = walCheckpointPath;
-        if (key == null) {
-            key = HeldFiles.keyOf(walPath);
-            file = walPath;
-        }
-        long size = key == null ? 0 : file.toFile().length();
+        Object key = HeldFiles.keyOf(walPath);
+        long size = key == null ? 0 : walFile.length();
         if (st.durable(st.epoch(), key, size)) return;
         waitDurable(st.epoch(), key, size);
     }
@@ -619,8 +608,6 @@ public final class ProtectedDatabase {
         if (wal == null) {
             HeldFiles.Held w = HeldFiles.acquire(walPath);
             if (w == null) {
-                // A checkpoint's WAL not yet renamed into place: it will be this epoch's WAL; until then no state.
-                if (java.nio.file.Files.exists(walCheckpointPath)) return;
                 publish(null, 0);
                 return;
             }
