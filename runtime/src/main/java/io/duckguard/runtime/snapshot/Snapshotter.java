@@ -80,34 +80,26 @@ public final class Snapshotter {
             // Chunks past the previous snapshot's end are new for certain: take them first, so that their sealing
             // and pack writes overlap the fingerprinting of the rest instead of trailing it.
             int grown = previous == null ? 0 : Math.max(0, n - previous.chunks().size());
-            java.util.concurrent.atomic.AtomicInteger running = new java.util.concurrent.atomic.AtomicInteger(WORKERS);
             for (int w = 0; w < WORKERS; w++) {
                 workers.add(pool.submit(() -> {
-                    try {
-                        for (int s = next.getAndIncrement(); s < n; s = next.getAndIncrement()) {
-                            int i = s < grown ? n - grown + s : s - grown;
-                            long off = Manifest.chunkOffset(i);
-                            int len = (int) Math.min(i == 0 ? Manifest.HEADER_BYTES : Manifest.CHUNK, size - off);
-                            BlockRef before = previous != null && i < previous.chunks().size() ? previous.chunks().get(i) : null;
-                            Chunk c = chunk(i, db, off, len, codec, fingerprint, packs.sealingKey(), known, before,
-                                    before == null ? null : previous.fingerprint(i));
-                            fingerprints[i] = c.fingerprint;
-                            if (c.unchanged != null) refs[i] = c.unchanged;
-                            else changed.put(c);
-                        }
-                    } finally {
-                        // The last worker out, done or failed, wakes the writer at once: nothing can follow its END.
-                        // offer, never put: a worker must not block here once the writer has gone (on failure).
-                        if (running.decrementAndGet() == 0) changed.offer(END);
+                    for (int s = next.getAndIncrement(); s < n; s = next.getAndIncrement()) {
+                        int i = s < grown ? n - grown + s : s - grown;
+                        long off = Manifest.chunkOffset(i);
+                        int len = (int) Math.min(i == 0 ? Manifest.HEADER_BYTES : Manifest.CHUNK, size - off);
+                        BlockRef before = previous != null && i < previous.chunks().size() ? previous.chunks().get(i) : null;
+                        Chunk c = chunk(i, db, off, len, codec, fingerprint, packs.sealingKey(), known, before,
+                                before == null ? null : previous.fingerprint(i));
+                        fingerprints[i] = c.fingerprint;
+                        if (c.unchanged != null) refs[i] = c.unchanged;
+                        else changed.put(c);
                     }
                     return null;
                 }));
             }
             while (true) {
-                Chunk c = changed.poll(100, java.util.concurrent.TimeUnit.MILLISECONDS);
-                if (c == END) break;
+                Chunk c = changed.poll(10, java.util.concurrent.TimeUnit.MILLISECONDS);
                 if (c == null) {
-                    if (allDone(workers) && changed.isEmpty()) break; // END did not fit in a full queue
+                    if (allDone(workers) && changed.isEmpty()) break;
                     continue;
                 }
                 BlockRef ref = known.get(c.hexId);
@@ -180,9 +172,6 @@ public final class Snapshotter {
      */
     private record Chunk(int index, BlockRef unchanged, byte[] id, String hexId, byte[] sealed, int plainLength,
                          byte[] fingerprint) {}
-
-    /** Queued by the last worker to finish: the pack writer has seen every changed chunk. */
-    private static final Chunk END = new Chunk(-1, null, null, null, null, 0, null);
 
     /**
      * Per worker thread: the buffer a chunk is read into. Direct, so a read is one copy (a heap buffer costs two:
