@@ -760,8 +760,7 @@ public final class ProtectedDatabase {
      * do until there is space again (the shipper retries every second and clears the alarm by itself).
      */
     private String failure(String what, Throwable t) {
-        String m = String.valueOf(t.getMessage());
-        if (!m.contains("No space left on device")) return what + ": " + m;
+        if (!io.duckguard.runtime.util.AtomicFiles.isDiskFull(t)) return what + ": " + t.getMessage();
         String commits = cfg.mode != AgentConfig.Mode.SYNC ? "commits go on; they are shipped once there is space"
                 : cfg.syncFailure == AgentConfig.SyncFailure.WAIT ? "commits wait until then (sync-failure=wait)"
                 : "commits return without waiting until then (sync-failure=degrade)";

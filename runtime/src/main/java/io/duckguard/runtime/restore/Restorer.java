@@ -215,7 +215,7 @@ public final class Restorer {
             return new Result(history.name(), p.epoch(), p.commits(), p.lastCommitTime(), Files.size(out), out,
                     (System.nanoTime() - t0) / 1_000_000);
         } catch (IOException | SQLException e) {
-            if (!String.valueOf(e.getMessage()).contains("No space left on device")) throw e;
+            if (!AtomicFiles.isDiskFull(e)) throw e;
             throw new RepositoryException("the disk of " + parent + " filled up during the restore (" + e.getMessage()
                     + "); nothing was written to " + out + ". Free some space or choose another --output", e);
         } finally {
@@ -268,8 +268,9 @@ public final class Restorer {
                     for (java.util.concurrent.Future<?> f : tasks) {
                         while (!io.duckguard.runtime.util.Futures.doneWithin(f, 100)) {
                             if (System.nanoTime() - nextReport >= 0) {
+                                long bytes = done.get();
                                 progress.accept(String.format("materialising snapshot %d: %.1f of %.1f MB (%d%%)",
-                                        m.epoch(), done.get() / 1e6, m.fileSize() / 1e6, done.get() * 100 / Math.max(1, m.fileSize())));
+                                        m.epoch(), bytes / 1e6, m.fileSize() / 1e6, bytes * 100 / Math.max(1, m.fileSize())));
                                 nextReport = System.nanoTime() + progressEveryNanos;
                             }
                         }

@@ -49,6 +49,14 @@ public final class AtomicFiles {
     }
 
     /** Makes a rename or a file creation in {@code dir} durable. */
+    /**
+     * Whether a failure is a full disk (ENOSPC). Java has no exception type for it, and DuckDB reports it inside an
+     * SQLException, so the OS's message is the one reliable mark (Linux and macOS word it the same).
+     */
+    public static boolean isDiskFull(Throwable t) {
+        return t != null && String.valueOf(t.getMessage()).contains("No space left on device");
+    }
+
     public static void fsyncDirectory(Path dir) throws IOException {
         try (FileChannel ch = FileChannel.open(dir, StandardOpenOption.READ)) {
             ch.force(true);
