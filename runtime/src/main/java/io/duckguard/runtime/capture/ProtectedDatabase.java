@@ -17,6 +17,7 @@ import java.io.File;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.file.Path;
+import java.nio.file.attribute.BasicFileAttributes;
 import java.sql.Connection;
 import java.sql.SQLException;
 import java.sql.Statement;
@@ -75,6 +76,7 @@ public final class ProtectedDatabase {
     final Path dbPath;
     final Path walPath;
     private final File walFile;
+    private final CheckpointWal checkpointWal;
     private final AgentConfig cfg;
     private final DatabaseHistory history;
     private final CommitGate gate = new CommitGate();
@@ -138,6 +140,11 @@ public final class ProtectedDatabase {
         this.dbPath = dbPath;
         this.walPath = Path.of(dbPath + ".wal");
         this.walFile = walPath.toFile();
+        this.checkpointWal = new CheckpointWal(dbPath);
+        if (checkpointWal.leftover() != null) {
+            Log.warn(name + ": " + checkpointWal.leftover() + " is left over from an earlier run (DuckDB ignores it and"
+                    + " removes it at its next checkpoint); sync-mode commits do not wait for it");
+        }
         this.cfg = cfg;
         this.history = history;
         this.agentConn = agentConn;
@@ -221,8 +228,12 @@ public final class ProtectedDatabase {
         clock.note(len);
         if (cfg.mode == AgentConfig.Mode.ASYNC) return; // the shipper polls well within max-lag
         if (appConnection != null && DuckDbAccess.inTransaction(appConnection)) return;
-        Object key = HeldFiles.keyOf(walPath);
-        long size = key == null ? 0 : walFile.length();
+        // During the app's concurrent checkpoint this commit may sit in <db>.wal.checkpoint, the next epoch's WAL: wait
+        // for that file to be shipped. (If the commit went to the old WAL instead, the next base holds it, and that
+        // file ships after the base: later, never wrong.) Checked first, so a rename in between shows up as <db>.wal.
+        BasicFileAttributes live = checkpointWal.live();
+        Object key = live != null ? live.fileKey() : HeldFiles.keyOf(walPath);
+        long size = live != null ? live.size() : key == null ? 0 : walFile.length();
         if (st.durable(st.epoch(), key, size)) return;
         waitDurable(st.epoch(), key, size);
     }

@@ -3,6 +3,7 @@ package io.duckguard.runtime.capture;
 import static io.duckguard.runtime.testing.AppCalls.count;
 import static io.duckguard.runtime.testing.AppCalls.exec;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.duckguard.runtime.repository.RepositoryOpener;
 import io.duckguard.runtime.restore.DuckDbDriver;
@@ -10,10 +11,13 @@ import io.duckguard.runtime.restore.RestoreTarget;
 import io.duckguard.runtime.restore.Restorer;
 import io.duckguard.runtime.testing.AppCalls;
 import io.duckguard.runtime.testing.TestFiles;
+import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
 import java.sql.Connection;
 import java.sql.DriverManager;
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.locks.LockSupport;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -55,6 +59,109 @@ class AppCheckpointRaceTest {
         }
         reg.connectionClosed(other);
         other.close();
+        reg.connectionClosed(app);
+        app.close();
+    }
+
+    /**
+     * Case (b): the commit returns before DuckDB renames {@code <db>.wal.checkpoint}. The old WAL looks fully shipped
+     * then, so a waiter that looked only at {@code <db>.wal} was released at once. Inserts commit during a
+     * checkpoint only when it is a concurrent one (a transaction older than the last commit is open; otherwise the
+     * checkpoint holds the vacuum lock and they wait), so a reader keeps one open. DuckDB's own
+     * {@code debug_checkpoint_sleep_ms} holds the checkpoint after it switched WAL files, so every round commits into
+     * {@code <db>.wal.checkpoint} (a poller proves the file existed).
+     */
+    @Test
+    void aCommitMadeBeforeTheAppCheckpointRenamesItsWalIsDurableWhenItReturns() throws Exception {
+        Path repoDir = tmp.resolve("repo");
+        Path key = tmp.resolve("key");
+        DatabaseRegistry reg = AppCalls.agent(repoDir, key, "");
+        String url = "jdbc:duckdb:" + tmp.resolve(DB);
+        Connection app = DriverManager.getConnection(url);
+        reg.connectionOpened(app, url, false);
+        Connection other = ((org.duckdb.DuckDBConnection) app).duplicate();
+        reg.connectionDuplicated(app, other);
+        exec(reg, app, "CREATE TABLE t(i INTEGER)");
+        exec(reg, app, "SET debug_checkpoint_sleep_ms = 1500");
+        Connection reader = ((org.duckdb.DuckDBConnection) app).duplicate();
+        reader.setAutoCommit(false);
+        DuckDbDriver duckdb = DuckDbDriver.find(null, null, null);
+        Path checkpointWal = tmp.resolve(DB + ".wal.checkpoint");
+        for (int round = 0; round < 3; round++) {
+            count(reader, "SELECT count(*) FROM t"); // an open transaction: the checkpoint will be a concurrent one
+            exec(reg, app, "INSERT INTO t VALUES (-1)"); // the WAL is not empty: the checkpoint switches WAL files
+            CompletableFuture<Void> checkpoint = CompletableFuture.runAsync(() -> {
+                try {
+                    exec(reg, other, "CHECKPOINT");
+                } catch (Exception e) {
+                    throw new IllegalStateException(e);
+                }
+            });
+            AtomicBoolean seen = new AtomicBoolean();
+            Thread poller = new Thread(() -> {
+                while (!checkpoint.isDone() && !seen.get()) {
+                    seen.set(Files.exists(checkpointWal));
+                    LockSupport.parkNanos(200_000L);
+                }
+            });
+            poller.start();
+            Thread.sleep(300);
+            exec(reg, app, "INSERT INTO t VALUES (" + round + ")"); // goes to <db>.wal.checkpoint; sync mode
+            Path copy = TestFiles.copyTree(repoDir, tmp.resolve("copy-b-" + round));
+            checkpoint.get();
+            poller.join();
+            reader.commit();
+            assertTrue(seen.get(), "round " + round + ": the commit did not go to " + checkpointWal);
+            Path out = tmp.resolve("restored-b-" + round + ".duckdb");
+            new Restorer(RepositoryOpener.openExisting(copy, key).database(DB), m -> { })
+                    .restore(RestoreTarget.parse("latest"), out, false, duckdb);
+            try (Connection c = DriverManager.getConnection("jdbc:duckdb:" + out)) {
+                assertEquals(round + 1, count(c, "SELECT count(*) FROM t WHERE i >= 0"), "round " + round
+                        + ": a commit returned before it was durable (the repository as it was then lacks it)");
+            }
+        }
+        exec(reg, app, "SET debug_checkpoint_sleep_ms = 0");
+        reader.close();
+        reg.connectionClosed(other);
+        other.close();
+        reg.connectionClosed(app);
+        app.close();
+    }
+
+    /**
+     * The guard on that wait: a {@code <db>.wal.checkpoint} left over from a crash, which DuckDB neither replays nor
+     * removes at open, must not hold sync commits (with sync-failure=wait they would hang for ever). The commits
+     * return without a sync timeout, the agent stays healthy, and the restore has every one of them.
+     */
+    @Test
+    void aLeftoverCheckpointWalDoesNotHoldCommits() throws Exception {
+        Path db = tmp.resolve(DB);
+        try (Connection c = DriverManager.getConnection("jdbc:duckdb:" + db)) {
+            try (var s = c.createStatement()) {
+                s.execute("CREATE TABLE t(i INTEGER)");
+                s.execute("CHECKPOINT");
+                s.execute("INSERT INTO t VALUES (-1)");
+            }
+            // Keep the WAL: copy it aside while the instance is open (closing would checkpoint it away).
+            Files.copy(Path.of(db + ".wal"), tmp.resolve("wal-copy"));
+        }
+        Files.move(tmp.resolve("wal-copy"), Path.of(db + ".wal.checkpoint"), StandardCopyOption.ATOMIC_MOVE);
+        Path repoDir = tmp.resolve("repo");
+        Path key = tmp.resolve("key");
+        DatabaseRegistry reg = AppCalls.agent(repoDir, key, ",sync-failure=degrade,sync-timeout=3s");
+        String url = "jdbc:duckdb:" + db;
+        Connection app = DriverManager.getConnection(url);
+        reg.connectionOpened(app, url, false);
+        for (int i = 0; i < 5; i++) exec(reg, app, "INSERT INTO t VALUES (" + i + ")");
+        assertTrue(Files.exists(Path.of(db + ".wal.checkpoint")), "the leftover is still there (DuckDB keeps it)");
+        assertEquals(0, reg.status(DB).syncTimeouts(), "a commit waited for the leftover <db>.wal.checkpoint");
+        assertTrue(reg.status(DB).healthy(), reg.status(DB).healthReason());
+        Path out = tmp.resolve("restored.duckdb");
+        new Restorer(RepositoryOpener.openExisting(repoDir, key).database(DB), m -> { })
+                .restore(RestoreTarget.parse("latest"), out, false, DuckDbDriver.find(null, null, null));
+        try (Connection c = DriverManager.getConnection("jdbc:duckdb:" + out)) {
+            assertEquals(5, count(c, "SELECT count(*) FROM t WHERE i >= 0"));
+        }
         reg.connectionClosed(app);
         app.close();
     }
