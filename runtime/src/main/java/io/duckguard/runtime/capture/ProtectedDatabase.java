@@ -49,7 +49,9 @@ import org.HdrHistogram.Recorder;
  * WAL and the next commit creates a new file whose offsets start again at 0. A size alone could then look
  * "already shipped". So a waiter is done when the shipper has that very file open, its base snapshot is stored,
  * and everything up to the size the waiter saw is durable; or when the epoch the waiter saw has been closed and
- * the next one's base is stored (a checkpoint absorbed the waiter's commit into that base).
+ * the next one's base is stored (a checkpoint absorbed the waiter's commit into that base). A commit made during
+ * the app's own concurrent checkpoint sits in {@code <db>.wal.checkpoint} ({@link CheckpointWal}); its waiter waits
+ * for that file, the next epoch's WAL.
  */
 public final class ProtectedDatabase {
     /** What is durable in the repository now. walKey null = no WAL file in this epoch yet. */
