@@ -10,7 +10,9 @@ import java.sql.Connection;
 import java.sql.Driver;
 import java.sql.SQLException;
 import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.Properties;
 
 /**
@@ -19,11 +21,16 @@ import java.util.Properties;
  * the jar the app loaded, the local Maven repository for the recorded version, the class path.
  */
 public final class DuckDbDriver {
-    /** Loads the driver: a jar's DuckDB initializes its native library (~0.2 s), so only when a replay needs it. */
+    /**
+     * Loads the driver: a jar's DuckDB initializes its native library (0.4-0.5 s unpacked from the jar, ~0.05 s from
+     * duckguard's cache, see {@link DuckDbJarLoader}), so only when a replay needs it.
+     */
     @FunctionalInterface
     private interface Loader {
         Driver load() throws IOException;
     }
+
+    private static final Map<Path, Driver> JAR_DRIVERS = new HashMap<>();
 
     private final Loader loader;
     private final String origin;
@@ -68,6 +75,32 @@ public final class DuckDbDriver {
         }
     }
 
+    /**
+     * A jar's driver, its native library from duckguard's cache; if that fails, as duckdb_jdbc loads it itself. One
+     * per jar and JVM: a native library loads into one class loader only, and loading 60 MB twice helps nobody.
+     */
+    private static synchronized Driver loadJar(Path jar) throws IOException {
+        Path key = jar.toAbsolutePath().normalize();
+        Driver known = JAR_DRIVERS.get(key);
+        if (known != null) return known;
+        Driver d = loadJarOnce(jar);
+        JAR_DRIVERS.put(key, d);
+        return d;
+    }
+
+    private static Driver loadJarOnce(Path jar) throws IOException {
+        URLClassLoader cl = DuckDbJarLoader.of(jar);
+        try {
+            return load(cl, jar.toString());
+        } catch (IOException e) {
+            if (!(cl instanceof DuckDbJarLoader)) throw e;
+            io.duckguard.runtime.util.Log.warn("DuckDB's native library from the cache failed (" + e.getMessage()
+                    + "); loading it from " + jar);
+            return load(new URLClassLoader(new URL[] {jar.toUri().toURL()}, ClassLoader.getPlatformClassLoader()),
+                    jar.toString());
+        }
+    }
+
     /** {@link #find} for a database whose history recorded the app's jar and DuckDB version. */
     public static DuckDbDriver forDatabase(Path explicit, java.util.Properties info) throws IOException {
         return find(explicit, info.getProperty("duckdb-jar"), info.getProperty("duckdb-version"));
@@ -102,9 +135,7 @@ public final class DuckDbDriver {
         }
         for (Path jar : candidates) {
             if (!Files.isRegularFile(jar)) continue;
-            URL url = jar.toUri().toURL();
-            return new DuckDbDriver(() -> load(new URLClassLoader(new URL[] {url}, ClassLoader.getPlatformClassLoader()),
-                    jar.toString()), jar.toString());
+            return new DuckDbDriver(() -> loadJar(jar), jar.toString());
         }
         ClassLoader own = DuckDbDriver.class.getClassLoader();
         if (own.getResource("org/duckdb/DuckDBDriver.class") == null) {
