@@ -20,12 +20,21 @@ import java.security.SecureRandom;
 public final class DecryptionWarmUp {
     private static final long DEADLINE_NANOS = 800_000_000L;
     private static Thread thread;
+    private static volatile boolean stopped;
 
     private DecryptionWarmUp() {}
 
     /** Starts the warm-up unless it ran or runs already. Any thread. */
     public static synchronized void start() {
         if (thread == null) thread = Threads.start("warm-up", DecryptionWarmUp::run);
+    }
+
+    /**
+     * Ends the warm-up early: the restore found it does not need it (a small snapshot), and it would only take CPU
+     * from the restore's own work (DuckDB's replay). Any thread; the warm-up stops within one round.
+     */
+    public static void stop() {
+        stopped = true;
     }
 
     /** Starts it if needed and waits for it to finish. */
@@ -55,7 +64,7 @@ public final class DecryptionWarmUp {
         long deadline = System.nanoTime() + DEADLINE_NANOS;
         int fastRounds = 0;
         try {
-            while (fastRounds < 2 && System.nanoTime() < deadline) {
+            while (fastRounds < 2 && System.nanoTime() < deadline && !stopped) {
                 for (int i = 0; i < 100; i++) codec.openInto(sealedTiny, 0, sealedTiny.length, name, dst, scratch);
                 long t0 = System.nanoTime();
                 codec.openInto(sealedBig, 0, sealedBig.length, name, dst, scratch);

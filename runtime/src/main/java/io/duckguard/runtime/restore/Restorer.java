@@ -237,7 +237,11 @@ public final class Restorer {
         }
         // A small snapshot decrypts faster cold than the warm-up takes (9.4 MB: 0.06 s, vs 0.2-0.35 s of waiting;
         // CLI restore 0.61-0.72 s instead of 0.77-1.02 s, 4 runs each): only a large one waits for compiled GCM.
-        if (m.fileSize() >= WARM_UP_FROM_BYTES) io.duckguard.runtime.crypto.DecryptionWarmUp.await();
+        if (m.fileSize() >= WARM_UP_FROM_BYTES) {
+            io.duckguard.runtime.crypto.DecryptionWarmUp.await();
+        } else {
+            io.duckguard.runtime.crypto.DecryptionWarmUp.stop();
+        }
         java.util.concurrent.ExecutorService pool = io.duckguard.runtime.snapshot.Snapshotter.workers();
         List<java.util.concurrent.Future<?>> tasks = new ArrayList<>(chunks.size());
         java.util.concurrent.atomic.AtomicLong done = new java.util.concurrent.atomic.AtomicLong();
