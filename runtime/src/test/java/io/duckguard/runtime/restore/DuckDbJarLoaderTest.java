@@ -13,9 +13,11 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.attribute.PosixFilePermissions;
 import java.sql.Connection;
+import java.sql.Driver;
 import java.sql.ResultSet;
 import java.sql.Statement;
 import java.util.List;
+import java.util.Properties;
 import java.util.stream.Stream;
 import java.util.zip.ZipFile;
 import org.junit.jupiter.api.Test;
@@ -33,6 +35,7 @@ class DuckDbJarLoaderTest {
     void unpacksTheNativeLibraryOnceChecksItAndLoadsDuckDbFromIt() throws Exception {
         assumeTrue(System.getProperty("os.name").toLowerCase().startsWith("linux"), "the cache is Linux only");
         Path jar = Path.of(org.duckdb.DuckDBDriver.class.getProtectionDomain().getCodeSource().getLocation().toURI());
+        String before = System.getProperty("duckguard.cache-dir");
         System.setProperty("duckguard.cache-dir", tmp.toString());
         try {
             URLClassLoader first = DuckDbJarLoader.of(jar);
@@ -56,9 +59,11 @@ class DuckDbJarLoaderTest {
             assertInstanceOf(DuckDbJarLoader.class, DuckDbJarLoader.of(jar));
             assertArrayEquals(original, Files.readAllBytes(onlyLibrary()), "the damaged copy was replaced");
 
-            // The driver the restore uses runs SQL, and the process maps the cached file.
-            DuckDbDriver duckdb = DuckDbDriver.find(jar, null, null);
-            try (Connection c = duckdb.connect(tmp.resolve("x.duckdb")); Statement s = c.createStatement();
+            // DuckDB from that loader runs SQL, and the process maps the cached file. (Not through DuckDbDriver.find:
+            // it keeps one driver per jar and JVM, and an earlier test may have loaded this jar's already.)
+            Driver duckdb = (Driver) Class.forName("org.duckdb.DuckDBDriver", true, DuckDbJarLoader.of(jar))
+                    .getDeclaredConstructor().newInstance();
+            try (Connection c = duckdb.connect("jdbc:duckdb:", new Properties()); Statement s = c.createStatement();
                  ResultSet rs = s.executeQuery("SELECT 42")) {
                 rs.next();
                 assertEquals(42, rs.getInt(1));
@@ -66,7 +71,8 @@ class DuckDbJarLoaderTest {
             assertTrue(Files.readString(Path.of("/proc/self/maps")).contains(lib.toString()),
                     "DuckDB's native library was not loaded from " + lib);
         } finally {
-            System.clearProperty("duckguard.cache-dir");
+            if (before == null) System.clearProperty("duckguard.cache-dir");
+            else System.setProperty("duckguard.cache-dir", before);
         }
     }
 
