@@ -22,7 +22,7 @@ import java.util.Properties;
  */
 public final class DuckDbDriver {
     /**
-     * Loads the driver: a jar's DuckDB initializes its native library (0.4-0.5 s unpacked from the jar, ~0.05 s from
+     * Loads the driver: a jar's DuckDB initializes its native library (0.4-0.6 s unpacked from the jar, ~0.07 s from
      * duckguard's cache, see {@link DuckDbJarLoader}), so only when a replay needs it.
      */
     @FunctionalInterface
