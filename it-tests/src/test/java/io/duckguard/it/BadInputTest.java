@@ -193,4 +193,40 @@ class BadInputTest {
         assertEquals(1, exists.exitCode(), exists::output);
         assertTrue(exists.stderr().get(0).contains("--force"), exists::output);
     }
+
+    /**
+     * A CLI restore killed with kill -9 while it materialises leaves its scratch directory (a whole database) beside
+     * the output, and no output. The next restore there removes that directory, says so, and succeeds.
+     */
+    @Test
+    @Timeout(180)
+    void aRestoreKilledMidWayIsCleanedUpByTheNext() throws Exception {
+        Path dir = WorkDirs.create(BadInputTest.class, "killed-restore");
+        Path repo = dir.resolve("repo");
+        Path key = dir.resolve("key");
+        protectOnce(dir, dir.resolve("t.duckdb"), repo, key);
+        Path out = dir.resolve("out").resolve("restored.duckdb");
+        String[] restore = {"restore", "--repository", repo.toString(), "--key-file", key.toString(), "--output",
+                out.toString()};
+        try (ChildJvm.Handle cli = new ChildJvm().jar(ChildJvm.agentJar()).name("cli-killed").args(restore)
+                .jvmArgs("-Dduckguard.test.restore-chunk-delay-ms=3000").workDir(dir).start()) {
+            cli.waitForLine("^restoring ", START);
+            Thread.sleep(500); // inside the materialising: every chunk waits 3 s first
+            assertEquals(137, cli.kill9(), cli::output);
+        }
+        assertEquals(1, scratchDirs(out.getParent()).size(), "the killed restore left its scratch directory");
+        assertFalse(Files.exists(out), "a killed restore leaves no output");
+
+        Cli.Result again = AgentRuns.cli(dir, restore);
+        assertEquals(0, again.exitCode(), again::output);
+        assertTrue(again.stdout().stream().anyMatch(l -> l.contains("left by an interrupted restore")), again::output);
+        assertEquals(List.of(), scratchDirs(out.getParent()));
+        assertTrue(Files.size(out) > 0);
+    }
+
+    private static List<Path> scratchDirs(Path dir) throws Exception {
+        try (Stream<Path> s = Files.list(dir)) {
+            return s.filter(p -> p.getFileName().toString().startsWith(".duckguard-restore-")).toList();
+        }
+    }
 }

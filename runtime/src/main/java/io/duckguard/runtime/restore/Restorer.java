@@ -183,6 +183,7 @@ public final class Restorer {
         }
         Path parent = out.getParent();
         AtomicFiles.createDirectories(parent);
+        removeStaleScratch(parent);
         Point p = resolve(target);
         Manifest m = history.readManifest(p.epoch());
         progress.accept(String.format("restoring '%s' to %s: snapshot %d (%.1f MB) + %d commits", history.name(), target,
@@ -196,8 +197,9 @@ public final class Restorer {
                     + "(snapshot %d%s), %.1f MB are free. Free some space or choose another --output",
                     parent, need / 1e6, m.epoch(), p.commits() > 0 ? " and its WAL" : "", free / 1e6));
         }
-        Path scratch = Files.createTempDirectory(parent, ".duckguard-restore-");
+        Path scratch = Files.createTempDirectory(parent, SCRATCH_PREFIX);
         try {
+            Files.writeString(scratch.resolve(SCRATCH_OWNER), thisProcess());
             Path file = scratch.resolve(out.getFileName());
             long t = System.nanoTime();
             materialize(m, file);
@@ -257,6 +259,7 @@ public final class Restorer {
                                 + ref.plainLength() + ", which breaks the block grid");
                     }
                     tasks.add(pool.submit(() -> {
+                        io.duckguard.runtime.util.FaultInjection.restoreChunk();
                         Packs.Reader.Buffers b = BUFFERS.get();
                         int n = reader.read(ref, b);
                         ByteBuffer buf = ByteBuffer.wrap(b.plain, 0, n);
@@ -536,6 +539,68 @@ public final class Restorer {
         }
         if (Files.exists(wal)) Files.delete(wal); // checkpointed: the WAL holds nothing the file lacks
         return replayed;
+    }
+
+    /** Scratch directories are named {@code <prefix><random>} beside the output and say who owns them. */
+    static final String SCRATCH_PREFIX = ".duckguard-restore-";
+    static final String SCRATCH_OWNER = "owner";
+
+    /**
+     * {@code <pid> <boot id> <host>}: a scratch directory's owner, to tell a running restore from a dead one. Read from
+     * /proc (Linux): no name lookup that could hang; elsewhere "unknown", and nothing is ever judged stale.
+     */
+    private static String thisProcess() {
+        return ProcessHandle.current().pid() + " " + proc("sys/kernel/random/boot_id") + " " + proc("sys/kernel/hostname");
+    }
+
+    private static String proc(String file) {
+        try {
+            String v = Files.readString(Path.of("/proc", file)).trim();
+            return v.isEmpty() || v.contains(" ") ? "unknown" : v;
+        } catch (IOException | RuntimeException e) {
+            return "unknown";
+        }
+    }
+
+    /**
+     * Removes the scratch directories of restores that were killed (kill -9, power loss) before they could clean up:
+     * each holds a whole database and would otherwise fill the disk over retries. Only those this host owns and whose
+     * process is gone (not running, or from an earlier boot); a running restore's, another host's (a shared volume)
+     * and one without a readable owner are left alone.
+     */
+    private void removeStaleScratch(Path parent) {
+        String[] me = thisProcess().split(" ");
+        if (me[1].equals("unknown") || me[2].equals("unknown")) return;
+        try (java.nio.file.DirectoryStream<Path> ds = Files.newDirectoryStream(parent, SCRATCH_PREFIX + "*")) {
+            for (Path d : ds) {
+                if (!Files.isDirectory(d, java.nio.file.LinkOption.NOFOLLOW_LINKS)) continue;
+                String[] owner;
+                long pid;
+                try {
+                    owner = Files.readString(d.resolve(SCRATCH_OWNER)).trim().split(" ");
+                    if (owner.length != 3 || !owner[2].equals(me[2])) continue;
+                    pid = Long.parseLong(owner[0]);
+                } catch (IOException | NumberFormatException e) {
+                    continue;
+                }
+                boolean sameBoot = owner[1].equals(me[1]);
+                if (sameBoot && ProcessHandle.of(pid).map(ProcessHandle::isAlive).orElse(false)) continue;
+                long bytes = treeSize(d);
+                deleteTree(d);
+                progress.accept(String.format("removed %s, left by an interrupted restore (process %d%s): %.1f MB",
+                        d, pid, sameBoot ? " is gone" : ", before the last reboot", bytes / 1e6));
+            }
+        } catch (IOException e) {
+            progress.accept("could not look for scratch directories of interrupted restores in " + parent + ": " + e);
+        }
+    }
+
+    private static long treeSize(Path dir) {
+        try (Stream<Path> s = Files.walk(dir)) {
+            return s.filter(Files::isRegularFile).mapToLong(q -> q.toFile().length()).sum();
+        } catch (IOException e) {
+            return 0;
+        }
     }
 
     private static void deleteTree(Path dir) {

@@ -8,6 +8,7 @@ public final class FaultInjection {
     private static final long GC_STEP_MS = Long.getLong("duckguard.test.gc-step-delay-ms", 0);
     private static final long SNAPSHOT_CHUNK_MS = Long.getLong("duckguard.test.snapshot-chunk-delay-ms", 0);
     private static final long CHECKPOINT_MS = Long.getLong("duckguard.test.checkpoint-delay-ms", 0);
+    private static final long RESTORE_CHUNK_MS = Long.getLong("duckguard.test.restore-chunk-delay-ms", 0);
 
     private FaultInjection() {}
 
@@ -17,6 +18,10 @@ public final class FaultInjection {
 
     public static void snapshotChunk() {
         sleep(SNAPSHOT_CHUNK_MS);
+    }
+
+    public static void restoreChunk() {
+        sleep(RESTORE_CHUNK_MS);
     }
 
     public static void checkpoint() {

@@ -5,6 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import io.duckguard.runtime.crypto.CorruptObjectException;
 import io.duckguard.runtime.crypto.ObjectCodec;
@@ -170,6 +171,42 @@ class RestoreErrorsTest {
         restore("latest", out, true);
         assertFalse(Files.exists(stray), "forced: the stray WAL is gone");
         assertEquals(recorded.last(), RecordedHistory.fingerprint(out));
+    }
+
+    /**
+     * A restore killed before it cleaned up leaves a scratch directory holding a whole database: the next restore
+     * beside it removes it when its owner is gone (dead process, or an earlier boot of this host), and leaves a live
+     * restore's, another host's and an unreadable one alone.
+     */
+    @Test
+    void scratchOfAnInterruptedRestoreIsRemovedByTheNext() throws Exception {
+        assumeTrue(Files.isReadable(Path.of("/proc/sys/kernel/random/boot_id")), "owners are told apart through /proc");
+        String boot = Files.readString(Path.of("/proc/sys/kernel/random/boot_id")).trim();
+        String host = Files.readString(Path.of("/proc/sys/kernel/hostname")).trim();
+        Process gone = new ProcessBuilder("true").start();
+        gone.waitFor();
+        Path deadProcess = scratch("dead", gone.pid() + " " + boot + " " + host);
+        Path earlierBoot = scratch("reboot", ProcessHandle.current().pid() + " 00000000-0000-0000-0000-000000000000 " + host);
+        Path running = scratch("running", ProcessHandle.current().pid() + " " + boot + " " + host);
+        Path otherHost = scratch("other", gone.pid() + " " + boot + " " + host + "-elsewhere");
+        Path noOwner = scratch("unowned", null);
+
+        Path out = tmp.resolve("after-kill.duckdb");
+        restore("latest", out, false);
+        assertEquals(recorded.last(), RecordedHistory.fingerprint(out));
+        assertFalse(Files.exists(deadProcess), "the dead process's scratch is removed");
+        assertFalse(Files.exists(earlierBoot), "scratch from before a reboot is removed");
+        assertTrue(Files.exists(running) && Files.exists(otherHost) && Files.exists(noOwner), "the others stay");
+        assertTrue(progress.stream().anyMatch(l -> l.contains(deadProcess.getFileName().toString())
+                && l.contains("interrupted restore") && l.contains("1.0 MB")), String.join("\n", progress));
+    }
+
+    /** A scratch directory as a killed restore leaves it: an owner line (if given) and 1 MB of database. */
+    private Path scratch(String name, String owner) throws IOException {
+        Path d = Files.createDirectory(tmp.resolve(Restorer.SCRATCH_PREFIX + name));
+        if (owner != null) Files.writeString(d.resolve(Restorer.SCRATCH_OWNER), owner);
+        Files.write(d.resolve("after-kill.duckdb"), new byte[1_000_000]);
+        return d;
     }
 
     @Test
