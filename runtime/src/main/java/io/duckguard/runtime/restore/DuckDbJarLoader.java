@@ -84,7 +84,8 @@ final class DuckDbJarLoader extends URLClassLoader {
             if (Files.isRegularFile(lib) && crc(lib) == e.getCrc()) return lib; // 60 MB read: ~30 ms against ~450
 
             Files.createDirectories(dir, PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rwx------")));
-            Path tmp = Files.createTempFile(dir, "unpack-", ".tmp");
+            removeAbandonedUnpacks(dir);
+            Path tmp = Files.createTempFile(dir, UNPACK_PREFIX, ".tmp");
             try {
                 try (InputStream in = zip.getInputStream(e)) {
                     Files.copy(in, tmp, StandardCopyOption.REPLACE_EXISTING);
@@ -99,6 +100,21 @@ final class DuckDbJarLoader extends URLClassLoader {
                 Files.deleteIfExists(tmp);
             }
             return lib;
+        }
+    }
+
+    static final String UNPACK_PREFIX = "unpack-";
+
+    /**
+     * An unpack killed half-way leaves its temporary file (tens of MB) behind; the next unpack removes those older
+     * than ten minutes (an unpack takes about a second, so a younger one may be another process's, still running).
+     */
+    private static void removeAbandonedUnpacks(Path dir) throws IOException {
+        long before = System.currentTimeMillis() - 10 * 60_000L;
+        try (java.nio.file.DirectoryStream<Path> ds = Files.newDirectoryStream(dir, UNPACK_PREFIX + "*.tmp")) {
+            for (Path f : ds) {
+                if (Files.getLastModifiedTime(f).toMillis() < before) Files.deleteIfExists(f);
+            }
         }
     }
 

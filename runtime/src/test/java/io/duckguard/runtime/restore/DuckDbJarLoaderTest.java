@@ -2,6 +2,7 @@ package io.duckguard.runtime.restore;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertInstanceOf;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertNull;
@@ -11,6 +12,7 @@ import static org.junit.jupiter.api.Assumptions.assumeTrue;
 import java.net.URLClassLoader;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.attribute.FileTime;
 import java.nio.file.attribute.PosixFilePermissions;
 import java.sql.Connection;
 import java.sql.Driver;
@@ -52,11 +54,18 @@ class DuckDbJarLoaderTest {
             assertNull(first.getResource(entry), "DuckDBNative must not find its own copy");
             assertNotNull(first.getResource("org/duckdb/DuckDBDriver.class"));
 
-            // A damaged cache file is noticed (CRC) and unpacked again.
+            // A damaged cache file is noticed (CRC) and unpacked again; that unpack removes the temporary file of one
+            // killed long ago, not a recent one (another process may be unpacking).
             byte[] damaged = original.clone();
             damaged[damaged.length / 2] ^= 1;
             Files.write(lib, damaged);
+            Path abandoned = Files.write(lib.resolveSibling(DuckDbJarLoader.UNPACK_PREFIX + "killed.tmp"), new byte[100]);
+            Files.setLastModifiedTime(abandoned, FileTime.fromMillis(System.currentTimeMillis() - 3_600_000L));
+            Path recent = Files.write(lib.resolveSibling(DuckDbJarLoader.UNPACK_PREFIX + "running.tmp"), new byte[100]);
             assertInstanceOf(DuckDbJarLoader.class, DuckDbJarLoader.of(jar));
+            assertFalse(Files.exists(abandoned), "an abandoned unpack is removed");
+            assertTrue(Files.exists(recent), "a recent one stays");
+            Files.delete(recent);
             assertArrayEquals(original, Files.readAllBytes(onlyLibrary()), "the damaged copy was replaced");
 
             // DuckDB from that loader runs SQL, and the process maps the cached file. (Not through DuckDbDriver.find:
