@@ -19,15 +19,18 @@ import java.util.zip.ZipFile;
  * Loads a duckdb_jdbc jar for the CLI with its native library unpacked once into a cache, not on every run.
  *
  * <p>Why: duckdb_jdbc's {@code DuckDBNative} copies its 60-70 MB library out of the jar into a new temporary file at
- * every start (0.4-0.5 s of a fresh JVM, before DuckDB does anything). This loader unpacks it once to
- * {@code $XDG_CACHE_HOME/duckguard/duckdb-native/<crc>-<size>/} (default {@code ~/.cache}, owner-only; or under
- * {@code -Dduckguard.cache-dir}), hides that one
- * jar entry from {@code DuckDBNative}, which then falls back to {@code System.loadLibrary("duckdb_java")}, and answers
- * that from the cache ({@link #findLibrary}). Keyed by the entry's CRC-32 and size, so another DuckDB version gets its
- * own copy; unpacked to a temporary name and renamed, so a crash never leaves a partial library under the final
- * name; its CRC is checked at every use. Linux only (other systems, or a cache that cannot be written, keep duckdb_jdbc's own behaviour).
+ * every start (0.4-0.6 s of a fresh JVM, before DuckDB does anything). This loader unpacks it once to
+ * {@code $XDG_CACHE_HOME/duckguard/duckdb-native/<crc>-<size>/} (default {@code ~/.cache}, or under
+ * {@code -Dduckguard.cache-dir}; owner-only), hides that one jar entry from {@code DuckDBNative}, which then falls
+ * back to {@code System.loadLibrary("duckdb_java")}, and answers that from the cache ({@link #findLibrary}).
+ *
+ * <p>Keyed by the entry's CRC-32 and size, so another DuckDB version gets its own copy; unpacked to a temporary name
+ * and renamed, so a crash never leaves a partial library under the final name; its CRC is checked at every use. Linux
+ * only: other systems, or a cache that cannot be written, keep duckdb_jdbc's own behaviour.
  */
 final class DuckDbJarLoader extends URLClassLoader {
+    static final String UNPACK_PREFIX = "unpack-";
+
     private final String hiddenEntry;
     private final Path library;
 
@@ -102,8 +105,6 @@ final class DuckDbJarLoader extends URLClassLoader {
             return lib;
         }
     }
-
-    static final String UNPACK_PREFIX = "unpack-";
 
     /**
      * An unpack killed half-way leaves its temporary file (tens of MB) behind; the next unpack removes those older

@@ -199,7 +199,8 @@ public final class Restorer {
         }
         Path scratch = Files.createTempDirectory(parent, SCRATCH_PREFIX);
         try {
-            Files.writeString(scratch.resolve(SCRATCH_OWNER), thisProcess());
+            // Durable (tmp, fsync, rename, fsync dir): after a power cut the next restore must still read the owner.
+            AtomicFiles.write(scratch.resolve(SCRATCH_OWNER), thisProcess().getBytes(java.nio.charset.StandardCharsets.UTF_8));
             Path file = scratch.resolve(out.getFileName());
             long t = System.nanoTime();
             materialize(m, file);
