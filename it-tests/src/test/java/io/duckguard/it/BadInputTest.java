@@ -45,6 +45,16 @@ class BadInputTest {
         return String.join("\n", h.stderr().stream().filter(l -> l.startsWith("duckguard")).toList());
     }
 
+    /** A work directory holding a repository (and its key) that protected t.duckdb once. */
+    private record Protected(Path dir, Path repo, Path key) {}
+
+    private static Protected protectedRepository(String name) throws Exception {
+        Path dir = WorkDirs.create(BadInputTest.class, name);
+        Protected p = new Protected(dir, dir.resolve("repo"), dir.resolve("key"));
+        protectOnce(dir, dir.resolve("t.duckdb"), p.repo(), p.key());
+        return p;
+    }
+
     /** Creates a repository protecting {@code db} with {@code key}. */
     private static void protectOnce(Path dir, Path db, Path repo, Path key) throws Exception {
         ChildJvm.Handle app = runApp(dir, "first", db, AgentRuns.options(repo, key, ""));
@@ -147,10 +157,8 @@ class BadInputTest {
     @Test
     @Timeout(180)
     void cliErrorsAreOneLineAndOverwriteNothing() throws Exception {
-        Path dir = WorkDirs.create(BadInputTest.class, "cli");
-        Path repo = dir.resolve("repo");
-        Path key = dir.resolve("key");
-        protectOnce(dir, dir.resolve("t.duckdb"), repo, key);
+        Protected p = protectedRepository("cli");
+        Path dir = p.dir(), repo = p.repo(), key = p.key();
         Path out = dir.resolve("out.duckdb");
 
         Cli.Result missing = AgentRuns.cli(dir, "restore", "--repository", dir.resolve("nope").toString(), "--key-file",
@@ -201,10 +209,8 @@ class BadInputTest {
     @Test
     @Timeout(180)
     void aRestoreKilledMidWayIsCleanedUpByTheNext() throws Exception {
-        Path dir = WorkDirs.create(BadInputTest.class, "killed-restore");
-        Path repo = dir.resolve("repo");
-        Path key = dir.resolve("key");
-        protectOnce(dir, dir.resolve("t.duckdb"), repo, key);
+        Protected p = protectedRepository("killed-restore");
+        Path dir = p.dir(), repo = p.repo(), key = p.key();
         Path out = dir.resolve("out").resolve("restored.duckdb");
         String[] restore = {"restore", "--repository", repo.toString(), "--key-file", key.toString(), "--output",
                 out.toString()};
