@@ -230,6 +230,38 @@ class BadInputTest {
         assertTrue(Files.size(out) > 0);
     }
 
+    /**
+     * restore --force onto the database file of an app that is running refuses (DuckDB's lock is held by another
+     * process) and touches nothing: renaming a file over it would leave the app writing to the unlinked old one.
+     */
+    @Test
+    @Timeout(180)
+    void restoreForceOntoARunningAppsDatabaseIsRefused() throws Exception {
+        Protected p = protectedRepository("live-target");
+        Path live = p.dir().resolve("live.duckdb");
+        try (ChildJvm.Handle app = new ChildJvm().duckdbVersion(ChildJvm.duckdbVersion())
+                .mainClass(TradingApp.class.getName())
+                .args("--db", live.toString(), "--threads", "1", "--seconds", "60", "--big-txn-rows", "0")
+                .workDir(p.dir()).name("live-app").start()) {
+            app.waitForLine("^READY$", START);
+            long sizeBefore = Files.size(live);
+            Object inode = Files.readAttributes(live, java.nio.file.attribute.BasicFileAttributes.class).fileKey();
+            Cli.Result r = AgentRuns.cli(p.dir(), "restore", "--repository", p.repo().toString(), "--key-file",
+                    p.key().toString(), "--output", live.toString(), "--force");
+            assertEquals(1, r.exitCode(), r::output);
+            assertTrue(r.stderr().get(0).contains("is open in a running DuckDB"), r::output);
+            assertEquals(inode, Files.readAttributes(live, java.nio.file.attribute.BasicFileAttributes.class).fileKey(),
+                    "the live file was not replaced");
+            assertTrue(Files.size(live) >= sizeBefore);
+            assertTrue(app.isAlive(), app::output);
+            app.kill9();
+        }
+        // With the app gone, the same command replaces the file.
+        Cli.Result after = AgentRuns.cli(p.dir(), "restore", "--repository", p.repo().toString(), "--key-file",
+                p.key().toString(), "--output", live.toString(), "--force");
+        assertEquals(0, after.exitCode(), after::output);
+    }
+
     private static List<Path> scratchDirs(Path dir) throws Exception {
         try (Stream<Path> s = Files.list(dir)) {
             return s.filter(p -> p.getFileName().toString().startsWith(".duckguard-restore-")).toList();

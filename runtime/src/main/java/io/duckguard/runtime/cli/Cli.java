@@ -7,6 +7,7 @@ import io.duckguard.runtime.restore.DuckDbDriver;
 import io.duckguard.runtime.restore.RestoreTarget;
 import io.duckguard.runtime.restore.RestorePoints;
 import io.duckguard.runtime.restore.Restorer;
+import java.io.IOException;
 import java.io.PrintWriter;
 import java.nio.file.Path;
 import java.time.Instant;
@@ -167,6 +168,7 @@ public final class Cli implements Callable<Integer> {
             if (output.toFile().exists() && !force) {
                 throw new IllegalArgumentException(output + " already exists; refusing to overwrite it (add --force)");
             }
+            if (output.toFile().exists()) refuseIfOpenElsewhere(output);
             Repository r = repo.open();
             DatabaseHistory h = repo.database(r, database);
             Properties info = h.info();
@@ -178,6 +180,26 @@ public final class Cli implements Callable<Integer> {
                     res.bytes() / 1e6, res.millis());
             out.flush();
             return 0;
+        }
+    }
+
+    /**
+     * --force must not replace the database of a running app: DuckDB holds a POSIX lock on its file, and a file renamed
+     * over it would leave the app writing to the old, unlinked one, every later commit lost at its next start. Only
+     * from the CLI: POSIX locks belong to the process, so this probe, run inside the app's JVM, would succeed and,
+     * closing its channel, drop DuckDB's own lock (the JMX restoreTo never replaces a file instead).
+     */
+    static void refuseIfOpenElsewhere(Path file) throws IOException {
+        boolean writable = java.nio.file.Files.isWritable(file); // read-only: a shared lock still meets DuckDB's
+        try (java.nio.channels.FileChannel ch = writable
+                ? java.nio.channels.FileChannel.open(file, java.nio.file.StandardOpenOption.READ, java.nio.file.StandardOpenOption.WRITE)
+                : java.nio.channels.FileChannel.open(file, java.nio.file.StandardOpenOption.READ)) {
+            java.nio.channels.FileLock lock = ch.tryLock(0, Long.MAX_VALUE, !writable);
+            if (lock == null) {
+                throw new IllegalArgumentException(file + " is open in a running DuckDB (another process holds its lock);"
+                        + " stop the application before restoring over its database, or restore to another --output");
+            }
+            lock.release();
         }
     }
 
