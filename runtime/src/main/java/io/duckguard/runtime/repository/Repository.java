@@ -22,7 +22,6 @@ import java.util.Collections;
 import java.util.List;
 import java.util.Properties;
 import java.util.UUID;
-import java.util.stream.Stream;
 
 /**
  * A backup repository: a directory on the backup volume.
@@ -85,7 +84,7 @@ public final class Repository {
                 for (Path p : ds) names.add(p.getFileName().toString());
             }
             if (names.equals(List.of(DataKeys.DIR))) {
-                deleteTree(dir.resolve(DataKeys.DIR)); // left by a creation that crashed before repository.properties
+                io.duckguard.runtime.util.FileTrees.delete(dir.resolve(DataKeys.DIR)); // left by a creation that crashed before repository.properties
             } else if (!names.isEmpty()) {
                 throw new RepositoryException(dir + " is not empty and holds no duckguard repository; "
                         + "give an empty or new directory");
@@ -345,16 +344,10 @@ public final class Repository {
 
     /** Total bytes of all files in the repository (for the RepositoryBytes gauge; walks the tree). */
     public long sizeBytes() {
-        try (var s = Files.walk(root)) {
-            return s.filter(Files::isRegularFile).mapToLong(p -> p.toFile().length()).sum();
+        try {
+            return io.duckguard.runtime.util.FileTrees.bytes(root);
         } catch (IOException | RuntimeException e) {
             return -1;
-        }
-    }
-
-    private static void deleteTree(Path dir) throws IOException {
-        try (Stream<Path> s = Files.walk(dir)) {
-            for (Path p : s.sorted(java.util.Comparator.reverseOrder()).toList()) Files.deleteIfExists(p);
         }
     }
 }

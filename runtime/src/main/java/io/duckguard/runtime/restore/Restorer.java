@@ -26,11 +26,9 @@ import java.sql.SQLException;
 import java.sql.Statement;
 import java.util.ArrayList;
 import java.util.Arrays;
-import java.util.Comparator;
 import java.util.List;
 import java.util.Map;
 import java.util.function.Consumer;
-import java.util.stream.Stream;
 
 /**
  * Restores a database: snapshot n materialised into a scratch directory beside the output, WAL epoch n cut after
@@ -597,16 +595,16 @@ public final class Restorer {
     }
 
     private static long treeSize(Path dir) {
-        try (Stream<Path> s = Files.walk(dir)) {
-            return s.filter(Files::isRegularFile).mapToLong(q -> q.toFile().length()).sum();
+        try {
+            return io.duckguard.runtime.util.FileTrees.bytes(dir);
         } catch (IOException e) {
             return 0;
         }
     }
 
     private static void deleteTree(Path dir) {
-        try (Stream<Path> s = Files.walk(dir)) {
-            s.sorted(Comparator.reverseOrder()).forEach(q -> q.toFile().delete());
+        try {
+            io.duckguard.runtime.util.FileTrees.delete(dir);
         } catch (IOException ignored) {
             // scratch space only
         }

@@ -19,7 +19,6 @@ import java.util.HashSet;
 import java.util.List;
 import java.util.Set;
 import java.util.function.Consumer;
-import java.util.stream.Stream;
 
 /**
  * Applies retention, then removes packs no manifest references. Crash-safe by ordering (invariant 8):
@@ -201,9 +200,7 @@ public final class GarbageCollector {
 
     private static void deleteTree(Path dir) throws IOException {
         if (!Files.exists(dir)) return;
-        try (Stream<Path> s = Files.walk(dir)) {
-            for (Path p : s.sorted(java.util.Comparator.reverseOrder()).toList()) Files.deleteIfExists(p);
-        }
+        io.duckguard.runtime.util.FileTrees.delete(dir);
         AtomicFiles.fsyncDirectory(dir.getParent());
     }
 }
