@@ -165,10 +165,10 @@ public final class Cli implements Callable<Integer> {
             io.duckguard.runtime.crypto.DecryptionWarmUp.start(); // no-op if run() started it already
             PrintWriter out = spec.commandLine().getOut();
             RestoreTarget target = RestoreTarget.parse(to);
-            if (output.toFile().exists() && !force) {
-                throw new IllegalArgumentException(output + " already exists; refusing to overwrite it (add --force)");
+            if (output.toFile().exists()) {
+                if (!force) throw new IllegalArgumentException(output + " already exists; refusing to overwrite it (add --force)");
+                refuseIfOpenElsewhere(output);
             }
-            if (output.toFile().exists()) refuseIfOpenElsewhere(output);
             Repository r = repo.open();
             DatabaseHistory h = repo.database(r, database);
             Properties info = h.info();

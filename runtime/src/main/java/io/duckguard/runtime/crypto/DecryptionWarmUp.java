@@ -31,7 +31,8 @@ public final class DecryptionWarmUp {
 
     /**
      * Ends the warm-up early: the restore found it does not need it (a small snapshot), and it would only take CPU
-     * from the restore's own work (DuckDB's replay). Any thread; the warm-up stops within one round.
+     * from the restore's own work (DuckDB's replay). Any thread; the warm-up stops within one round, for the rest of
+     * this JVM (a CLI runs one restore; a host JVM has compiled GCM already).
      */
     public static void stop() {
         stopped = true;

@@ -84,7 +84,8 @@ public final class Repository {
                 for (Path p : ds) names.add(p.getFileName().toString());
             }
             if (names.equals(List.of(DataKeys.DIR))) {
-                io.duckguard.runtime.util.FileTrees.delete(dir.resolve(DataKeys.DIR)); // left by a creation that crashed before repository.properties
+                // left by a creation that crashed before repository.properties
+                io.duckguard.runtime.util.FileTrees.delete(dir.resolve(DataKeys.DIR));
             } else if (!names.isEmpty()) {
                 throw new RepositoryException(dir + " is not empty and holds no duckguard repository; "
                         + "give an empty or new directory");

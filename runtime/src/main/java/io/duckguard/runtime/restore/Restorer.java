@@ -198,7 +198,8 @@ public final class Restorer {
         Path scratch = Files.createTempDirectory(parent, SCRATCH_PREFIX);
         try {
             // Durable (tmp, fsync, rename, fsync dir): after a power cut the next restore must still read the owner.
-            AtomicFiles.write(scratch.resolve(SCRATCH_OWNER), thisProcess().getBytes(java.nio.charset.StandardCharsets.UTF_8));
+            AtomicFiles.write(scratch.resolve(SCRATCH_OWNER),
+                    String.join(" ", THIS_PROCESS).getBytes(java.nio.charset.StandardCharsets.UTF_8));
             Path file = scratch.resolve(out.getFileName());
             long t = System.nanoTime();
             materialize(m, file);
@@ -545,12 +546,12 @@ public final class Restorer {
     static final String SCRATCH_OWNER = "owner";
 
     /**
-     * {@code <pid> <boot id> <host>}: a scratch directory's owner, to tell a running restore from a dead one. Read from
-     * /proc (Linux): no name lookup that could hang; elsewhere "unknown", and nothing is ever judged stale.
+     * This process as a scratch directory's owner, {@code <pid> <boot id> <host>}, to tell a running restore from a
+     * dead one. Read from /proc (Linux) once: no name lookup that could hang; elsewhere "unknown", and nothing is
+     * ever judged stale.
      */
-    private static String thisProcess() {
-        return ProcessHandle.current().pid() + " " + proc("sys/kernel/random/boot_id") + " " + proc("sys/kernel/hostname");
-    }
+    private static final String[] THIS_PROCESS = {Long.toString(ProcessHandle.current().pid()),
+            proc("sys/kernel/random/boot_id"), proc("sys/kernel/hostname")};
 
     private static String proc(String file) {
         try {
@@ -568,7 +569,7 @@ public final class Restorer {
      * and one without a readable owner are left alone.
      */
     private void removeStaleScratch(Path parent) {
-        String[] me = thisProcess().split(" ");
+        String[] me = THIS_PROCESS;
         if (me[1].equals("unknown") || me[2].equals("unknown")) return;
         try (java.nio.file.DirectoryStream<Path> ds = Files.newDirectoryStream(parent, SCRATCH_PREFIX + "*")) {
             for (Path d : ds) {
@@ -598,7 +599,7 @@ public final class Restorer {
         try {
             return io.duckguard.runtime.util.FileTrees.bytes(dir);
         } catch (IOException e) {
-            return 0;
+            return 0; // only for the message
         }
     }
 

@@ -48,7 +48,6 @@ public final class AtomicFiles {
         fsyncDirectory(dir);
     }
 
-    /** Makes a rename or a file creation in {@code dir} durable. */
     /**
      * Whether a failure is a full disk (ENOSPC). Java has no exception type for it, and DuckDB reports it inside an
      * SQLException, so the OS's message is the one reliable mark (Linux and macOS word it the same).
@@ -57,6 +56,7 @@ public final class AtomicFiles {
         return t != null && String.valueOf(t.getMessage()).contains("No space left on device");
     }
 
+    /** Makes a rename or a file creation in {@code dir} durable. */
     public static void fsyncDirectory(Path dir) throws IOException {
         try (FileChannel ch = FileChannel.open(dir, StandardOpenOption.READ)) {
             ch.force(true);

@@ -5,10 +5,6 @@ import static io.duckguard.runtime.testing.AppCalls.exec;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import io.duckguard.runtime.repository.RepositoryOpener;
-import io.duckguard.runtime.restore.DuckDbDriver;
-import io.duckguard.runtime.restore.RestoreTarget;
-import io.duckguard.runtime.restore.Restorer;
 import io.duckguard.runtime.testing.AppCalls;
 import io.duckguard.runtime.testing.TestFiles;
 import java.nio.file.Files;
@@ -173,8 +169,7 @@ class AppCheckpointRaceTest {
     private void assertRestoredRows(Path repository, int round, long expected) throws Exception {
         assertEquals(0, reg.status(DB).syncTimeouts(), "round " + round + ": a commit returned by the sync timeout");
         Path out = tmp.resolve("restored-" + repository.getFileName() + ".duckdb");
-        new Restorer(RepositoryOpener.openExisting(repository, key).database(DB), m -> { })
-                .restore(RestoreTarget.parse("latest"), out, false, DuckDbDriver.find(null, null, null));
+        AppCalls.restoreLatest(repository, key, DB, out);
         try (Connection c = DriverManager.getConnection("jdbc:duckdb:" + out)) {
             assertEquals(expected, count(c, "SELECT count(*) FROM t WHERE i >= 0"), "round " + round
                     + ": a commit returned before it was durable (the repository as it was then lacks it)");

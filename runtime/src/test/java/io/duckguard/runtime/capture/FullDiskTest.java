@@ -7,7 +7,6 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
-import io.duckguard.runtime.repository.Repository;
 import io.duckguard.runtime.repository.RepositoryOpener;
 import io.duckguard.runtime.restore.DuckDbDriver;
 import io.duckguard.runtime.restore.RestoreTarget;
@@ -174,10 +173,8 @@ class FullDiskTest {
     }
 
     private long restoredRows(Path repoDir, Path key) throws Exception {
-        Repository repo = RepositoryOpener.openExisting(repoDir, key);
         Path out = tmp.resolve("restored-" + System.nanoTime() + ".duckdb");
-        new Restorer(repo.database(DB), m -> { }).restore(RestoreTarget.parse("latest"), out, false,
-                DuckDbDriver.find(null, null, null));
+        AppCalls.restoreLatest(repoDir, key, DB, out);
         try (Connection c = DriverManager.getConnection("jdbc:duckdb:" + out)) {
             return count(c, "SELECT count(*) FROM t");
         }

@@ -7,9 +7,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import io.duckguard.runtime.config.AgentConfig;
 import io.duckguard.runtime.repository.Repository;
 import io.duckguard.runtime.repository.RepositoryOpener;
-import io.duckguard.runtime.restore.DuckDbDriver;
-import io.duckguard.runtime.restore.RestoreTarget;
 import io.duckguard.runtime.restore.Restorer;
+import io.duckguard.runtime.testing.AppCalls;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.sql.Connection;
@@ -71,10 +70,8 @@ class InProcessCaptureTest {
         reg.connectionClosed(c2);
         c2.close();
 
-        Repository repo = RepositoryOpener.openExisting(tmp.resolve("repo"), tmp.resolve("key"));
         Path out = tmp.resolve("restored.duckdb");
-        Restorer.Result r = new Restorer(repo.database("trades.duckdb"), m -> { })
-                .restore(RestoreTarget.parse("latest"), out, false, DuckDbDriver.find(null, null, null));
+        Restorer.Result r = AppCalls.restoreLatest(tmp.resolve("repo"), tmp.resolve("key"), "trades.duckdb", out);
         try (Connection rc = DriverManager.getConnection("jdbc:duckdb:" + out)) {
             assertEquals(85, count(rc, "SELECT count(*) FROM t"));
             assertEquals(10, count(rc, "SELECT count(*) FROM t WHERE s = 'u'"));
@@ -123,10 +120,8 @@ class InProcessCaptureTest {
         reg.connectionClosed(c);
         c.close();
 
-        Repository repo = RepositoryOpener.openExisting(tmp.resolve("repo"), tmp.resolve("key"));
         Path out = tmp.resolve("restored.duckdb");
-        new Restorer(repo.database("fills.duckdb"), m -> { })
-                .restore(RestoreTarget.parse("latest"), out, false, DuckDbDriver.find(null, null, null));
+        AppCalls.restoreLatest(tmp.resolve("repo"), tmp.resolve("key"), "fills.duckdb", out);
         try (Connection rc = DriverManager.getConnection("jdbc:duckdb:" + out)) {
             assertEquals(threads * each, count(rc, "SELECT count(*) FROM f"));
         }
@@ -169,10 +164,8 @@ class InProcessCaptureTest {
         assertTrue(ms < 4000, "20 commits took " + ms + " ms");
         reg.connectionClosed(c);
         c.close();
-        Repository repo = RepositoryOpener.openExisting(tmp.resolve("repo"), tmp.resolve("key"));
         Path out = tmp.resolve("attach-restored.duckdb");
-        new Restorer(repo.database("attach.duckdb"), m -> { })
-                .restore(RestoreTarget.parse("latest"), out, false, DuckDbDriver.find(null, null, null));
+        AppCalls.restoreLatest(tmp.resolve("repo"), tmp.resolve("key"), "attach.duckdb", out);
         try (Connection rc = DriverManager.getConnection("jdbc:duckdb:" + out)) {
             assertEquals(130000 + 1 + 20, count(rc, "SELECT count(*) FROM t"));
         }

@@ -29,6 +29,17 @@ public final class AppCalls {
         return new DatabaseRegistry(cfg, repo, n -> { });
     }
 
+    /**
+     * Restores "latest" of {@code database} from {@code repository} to {@code out} as the CLI would, with the class
+     * path's DuckDB (the test dependency).
+     */
+    public static io.duckguard.runtime.restore.Restorer.Result restoreLatest(Path repository, Path keyFile, String database,
+                                                                          Path out) throws Exception {
+        return new io.duckguard.runtime.restore.Restorer(RepositoryOpener.openExisting(repository, keyFile).database(database),
+                m -> { }).restore(io.duckguard.runtime.restore.RestoreTarget.parse("latest"), out, false,
+                io.duckguard.runtime.restore.DuckDbDriver.find(null, null, null));
+    }
+
     /** Executes one statement as an app would, between beforeCall and afterCall. */
     public static void exec(DatabaseRegistry reg, Connection c, String sql) throws Exception {
         reg.beforeCall(c);
