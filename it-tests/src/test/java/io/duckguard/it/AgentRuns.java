@@ -17,6 +17,19 @@ final class AgentRuns {
     }
 
     /** {@code java -jar duckguard-agent.jar ARGS} in {@code dir}. */
+    /**
+     * Makes a CLI restore of a small database wait for the native AES-GCM as a large one does, so that a test sees
+     * the bundled library load from the real jar.
+     */
+    static final String AWAIT_NATIVE_AES_GCM = "-Dduckguard.test.warm-up-from-bytes=0";
+
+    /** The restore decrypted with the bundled native AES-GCM, and the JVM printed no warning about it (Java 24+). */
+    static void assertNativeAesGcm(Cli.Result r) {
+        org.junit.jupiter.api.Assertions.assertTrue(
+                r.stdout().stream().anyMatch(l -> l.contains("; AES-GCM: native (Amazon Corretto Crypto Provider ")), r::output);
+        org.junit.jupiter.api.Assertions.assertTrue(r.stderr().stream().noneMatch(l -> l.startsWith("WARNING")), r::output);
+    }
+
     static Cli.Result cli(Path dir, String... args) throws Exception {
         return new Cli().workDir(dir).timeout(Duration.ofMinutes(2)).run(args);
     }

@@ -21,6 +21,7 @@ public final class DuckGuardRuntime {
 
     /** The CLI ({@code java -jar duckguard-agent.jar VERB ...}); returns the process exit code. */
     public static int cli(String[] args) {
+        io.duckguard.runtime.crypto.NativeAesGcm.allowInThisProcess(); // this process is the CLI, not a host app
         return io.duckguard.runtime.cli.Cli.run(args);
     }
 

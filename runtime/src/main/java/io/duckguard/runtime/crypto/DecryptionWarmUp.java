@@ -4,7 +4,8 @@ import io.duckguard.runtime.util.Threads;
 import java.security.SecureRandom;
 
 /**
- * Gets AES-GCM decryption compiled before a restore needs it. A restore usually runs in a fresh JVM (the CLI),
+ * Gets AES-GCM decryption fast before a restore needs it: loads {@link NativeAesGcm} where this process allows it,
+ * or else gets the JDK's compiled. A restore usually runs in a fresh JVM (the CLI),
  * where the JDK's GCM runs as plain Java at 60-300 MB/s until C2 has compiled {@code GHASH.update} and
  * {@code GCTR.update} with their intrinsics (~3 GB/s per core here). That takes thousands of calls: with 256 KiB
  * blocks alone, ~2 s of a cold 1 GB restore went by first (measured). So: many calls on tiny objects (cheap even
@@ -53,6 +54,7 @@ public final class DecryptionWarmUp {
     }
 
     private static void run() {
+        if (NativeAesGcm.load()) return; // fast from the first object: nothing to compile
         DataKey key = DataKey.generate("warm-up");
         ObjectCodec codec = new ObjectCodec((id, n) -> key, key, null, 0);
         String name = "block:" + "0".repeat(64); // a real block's name: the same associated-data length

@@ -63,7 +63,7 @@ public final class ObjectCodec {
     private final SecretKeySpec idKey;
     private final int zstdLevel;
     private final SecureRandom random = new SecureRandom();
-    private final ThreadLocal<Cipher> ciphers;
+    private final ThreadLocal<ProviderCipher> ciphers;
     private final ThreadLocal<Mac> macs;
 
     /**
@@ -86,13 +86,7 @@ public final class ObjectCodec {
         this.defaultKey = defaultKey;
         this.idKey = idKey == null ? null : new SecretKeySpec(idKey.raw(), "HmacSHA256");
         this.zstdLevel = zstdLevel;
-        this.ciphers = ThreadLocal.withInitial(() -> {
-            try {
-                return Cipher.getInstance("AES/GCM/NoPadding");
-            } catch (GeneralSecurityException e) {
-                throw new IllegalStateException(e);
-            }
-        });
+        this.ciphers = ThreadLocal.withInitial(() -> new ProviderCipher(NativeAesGcm.provider()));
         this.macs = ThreadLocal.withInitial(() -> {
             try {
                 Mac m = Mac.getInstance("HmacSHA256");
@@ -102,6 +96,38 @@ public final class ObjectCodec {
                 throw new IllegalStateException(e);
             }
         });
+    }
+
+    /** This thread's AES-GCM cipher: native once {@link NativeAesGcm} has loaded (even if this thread had the JDK's). */
+    private Cipher cipher() {
+        ProviderCipher c = ciphers.get();
+        java.security.Provider p = NativeAesGcm.provider();
+        if (c.madeFor != p) ciphers.set(c = new ProviderCipher(p));
+        return c.cipher;
+    }
+
+    /** A cipher and the provider it was asked of (null: the JDK's default). */
+    private static final class ProviderCipher {
+        final java.security.Provider madeFor;
+        final Cipher cipher;
+
+        ProviderCipher(java.security.Provider p) {
+            madeFor = p;
+            cipher = newCipher(p);
+        }
+    }
+
+    /** The provider of this thread's cipher (tests: which AES-GCM really runs). */
+    java.security.Provider cipherProvider() {
+        return cipher().getProvider();
+    }
+
+    private static Cipher newCipher(java.security.Provider p) {
+        try {
+            return p == null ? Cipher.getInstance("AES/GCM/NoPadding") : Cipher.getInstance("AES/GCM/NoPadding", p);
+        } catch (GeneralSecurityException e) {
+            throw new IllegalStateException(e);
+        }
     }
 
     /** The data key format 1 derived from a master key (and encrypted every object with). */
@@ -228,7 +254,7 @@ public final class ObjectCodec {
         random.nextBytes(nonce);
         System.arraycopy(nonce, 0, out, header, NONCE);
         try {
-            Cipher c = ciphers.get();
+            Cipher c = cipher();
             c.init(Cipher.ENCRYPT_MODE, key.aes(), new GCMParameterSpec(TAG_BITS, nonce));
             c.updateAAD(out, 0, header);
             c.updateAAD(nameBytes);
@@ -363,7 +389,7 @@ public final class ObjectCodec {
             if (len < header + NONCE + TAG) throw new CorruptObjectException(name, "truncated");
             DataKey key = resolver.resolve(keyId, name);
             try {
-                Cipher c = ciphers.get();
+                Cipher c = cipher();
                 c.init(Cipher.DECRYPT_MODE, key.aes(), new GCMParameterSpec(TAG_BITS, obj, off + header, NONCE));
                 c.updateAAD(obj, off, header);
                 c.updateAAD(nameBytes);

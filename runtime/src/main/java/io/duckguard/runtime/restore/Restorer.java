@@ -203,8 +203,8 @@ public final class Restorer {
             Path file = scratch.resolve(out.getFileName());
             long t = System.nanoTime();
             materialize(m, file);
-            progress.accept(String.format("snapshot %d materialised: %.1f MB in %.2f s", m.epoch(), m.fileSize() / 1e6,
-                    (System.nanoTime() - t) / 1e9));
+            progress.accept(String.format("snapshot %d materialised: %.1f MB in %.2f s; AES-GCM: %s", m.epoch(),
+                    m.fileSize() / 1e6, (System.nanoTime() - t) / 1e9, io.duckguard.runtime.crypto.NativeAesGcm.status()));
             // With no commit to replay the file is the snapshot itself, byte for byte (every chunk authenticated):
             // a checkpointed database as DuckDB left it. Opening it would only cost time.
             if (p.commits() > 0) replay(duckdb, m, file, p);
@@ -342,8 +342,11 @@ public final class Restorer {
         }
     }
 
-    /** Snapshots at least this large wait for {@link io.duckguard.runtime.crypto.DecryptionWarmUp} first. */
-    private static final long WARM_UP_FROM_BYTES = 32L << 20;
+    /**
+     * Snapshots at least this large wait for {@link io.duckguard.runtime.crypto.DecryptionWarmUp} first. Tests of the
+     * CLI jar lower it to see the native AES-GCM used on a small database.
+     */
+    private static final long WARM_UP_FROM_BYTES = Long.getLong("duckguard.test.warm-up-from-bytes", 32L << 20);
 
     /** Per worker thread: the restore path allocates nothing per block. */
     private static final ThreadLocal<Packs.Reader.Buffers> BUFFERS = ThreadLocal.withInitial(Packs.Reader.Buffers::new);
