@@ -56,6 +56,18 @@ public final class DuckDbDriver {
         return driver().connect("jdbc:duckdb:" + file.toAbsolutePath(), p);
     }
 
+    /**
+     * Loads the driver and DuckDB's native library now, so that the first connect does not wait for them. Best
+     * effort: a failure is left for that connect to report.
+     */
+    public void preload() {
+        try {
+            Class.forName("org.duckdb.DuckDBNative", true, driver().getClass().getClassLoader());
+        } catch (SQLException | ReflectiveOperationException | LinkageError e) {
+            // the connect reports it
+        }
+    }
+
     private synchronized Driver driver() throws SQLException {
         if (driver == null) {
             try {
