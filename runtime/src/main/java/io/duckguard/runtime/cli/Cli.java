@@ -250,6 +250,7 @@ public final class Cli implements Callable<Integer> {
         @Override
         public Integer call() throws Exception {
             PrintWriter out = spec.commandLine().getOut();
+            if (readData) io.duckguard.runtime.crypto.DecryptionWarmUp.start(); // it decrypts every block: as a restore
             io.duckguard.runtime.verify.Verifier.Report r = new io.duckguard.runtime.verify.Verifier(repo.open(), progress(out)).run(readData, parsePercent(subset));
             for (io.duckguard.runtime.verify.Verifier.Problem p : r.problems()) spec.commandLine().getErr().println("duckguard: " + p);
             spec.commandLine().getErr().flush();

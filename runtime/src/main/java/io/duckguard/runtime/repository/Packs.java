@@ -42,11 +42,7 @@ public final class Packs {
     public static byte[] readBlock(Repository repo, BlockRef ref) throws IOException, CorruptObjectException {
         try (Reader r = new Reader(repo)) {
             Reader.Buffers b = new Reader.Buffers();
-            int n = r.read(ref, b);
-            if (!Arrays.equals(repo.codec().contentId(b.plain, 0, n), ref.id())) {
-                throw new CorruptObjectException(ref.objectName(), "content does not match its id");
-            }
-            return Arrays.copyOf(b.plain, n);
+            return Arrays.copyOf(b.plain, r.readAndCheckId(ref, b));
         }
     }
 
@@ -97,6 +93,15 @@ public final class Packs {
                         + ref.plainLength());
             }
             return got;
+        }
+
+        /** {@link #read}, then the content id recomputed from the plaintext and compared (verify --read-data). */
+        public int readAndCheckId(BlockRef ref, Buffers b) throws IOException, CorruptObjectException {
+            int n = read(ref, b);
+            if (!Arrays.equals(repo.codec().contentId(b.plain, 0, n), ref.id())) {
+                throw new CorruptObjectException(ref.objectName(), "content does not match its id");
+            }
+            return n;
         }
 
         private FileChannel channel(BlockRef ref) throws IOException, CorruptObjectException {

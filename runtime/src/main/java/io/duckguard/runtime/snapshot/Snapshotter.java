@@ -147,8 +147,8 @@ public final class Snapshotter {
 
     private static final Map<ObjectCodec, ChangeFingerprint> FINGERPRINTS = new java.util.WeakHashMap<>();
 
-    /** Worker threads shared by all snapshots and restores of this JVM (both cores; the reader is mostly I/O). */
-    private static final int WORKERS = Math.max(2, Runtime.getRuntime().availableProcessors());
+    /** Worker threads shared by all snapshots, restores and verifies of this JVM (both cores; reads are mostly I/O). */
+    public static final int WORKERS = Math.max(2, Runtime.getRuntime().availableProcessors());
     /** Changed chunks sealed but not yet in a pack: bounds memory at ~QUEUE x 256 KiB. */
     private static final int QUEUE = 16 * WORKERS;
     private static volatile ExecutorService pool;
