@@ -209,12 +209,7 @@ public final class Restorer {
                 io.duckguard.runtime.util.Threads.start("restore-wal", wal);
             }
             long t = System.nanoTime();
-            try {
-                materialize(m, file);
-            } finally {
-                // Never leave it running while the scratch goes; its own failure, if any, is reported below.
-                while (wal != null && !io.duckguard.runtime.util.Futures.doneWithin(wal, 100)) Thread.onSpinWait();
-            }
+            materialize(m, file); // if this fails, the WAL task's outcome is dropped: it only reads the repository
             progress.accept(String.format("snapshot %d materialised: %.1f MB in %.2f s; AES-GCM: %s", m.epoch(),
                     m.fileSize() / 1e6, (System.nanoTime() - t) / 1e9, io.duckguard.runtime.crypto.NativeAesGcm.status()));
             // With no commit to replay the file is the snapshot itself, byte for byte (every chunk authenticated):
@@ -416,12 +411,6 @@ public final class Restorer {
         return wal;
     }
 
-    /**
-     * Replays the target's commits onto the materialised snapshot. DuckDB pays ~100 us per replayed commit, so
-     * runs of commits are first merged into single transactions where that is the same ({@link WalMerger}); if
-     * DuckDB refuses the merged WAL (an eager constraint check) or stops short, the snapshot is materialised again
-     * and the original WAL replayed commit by commit, with every check as before.
-     */
     /** The checked WAL of the target, and its merged form unless {@code notMerged} says why not. */
     private record PreparedWal(byte[] wal, WalMerger.Merged merged, String notMerged) {}
 
@@ -449,6 +438,12 @@ public final class Restorer {
         return new PreparedWal(wal, merged, notMerged);
     }
 
+    /**
+     * Replays the target's commits onto the materialised snapshot. DuckDB pays ~100 us per replayed commit, so
+     * runs of commits are first merged into single transactions where that is the same ({@link WalMerger}); if
+     * DuckDB refuses the merged WAL (an eager constraint check) or stops short, the snapshot is materialised again
+     * and the original WAL replayed commit by commit, with every check as before.
+     */
     private void replay(DuckDbDriver duckdb, Manifest m, Path file, Point p, PreparedWal prepared)
             throws IOException, CorruptObjectException, SQLException {
         byte[] wal = prepared.wal();
