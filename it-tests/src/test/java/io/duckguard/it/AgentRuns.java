@@ -16,7 +16,6 @@ final class AgentRuns {
         return "repository=" + repo + ",key-file=" + key + (extra == null || extra.isEmpty() ? "" : "," + extra);
     }
 
-    /** {@code java -jar duckguard-agent.jar ARGS} in {@code dir}. */
     /**
      * Makes a CLI restore of a small database wait for the native AES-GCM as a large one does, so that a test sees
      * the bundled library load from the real jar.
@@ -30,6 +29,7 @@ final class AgentRuns {
         org.junit.jupiter.api.Assertions.assertTrue(r.stderr().stream().noneMatch(l -> l.startsWith("WARNING")), r::output);
     }
 
+    /** {@code java -jar duckguard-agent.jar ARGS} in {@code dir}. */
     static Cli.Result cli(Path dir, String... args) throws Exception {
         return new Cli().workDir(dir).timeout(Duration.ofMinutes(2)).run(args);
     }

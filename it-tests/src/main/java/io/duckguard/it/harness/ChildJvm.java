@@ -63,6 +63,7 @@ public final class ChildJvm {
     private Path jar;
     private final List<String> args = new ArrayList<>();
     private final List<String> jvmArgs = new ArrayList<>();
+    private List<String> prefix = List.of();
     private final List<Path> extraClasspath = new ArrayList<>();
     private final Map<String, String> env = new LinkedHashMap<>();
     private Path workDir;
@@ -214,6 +215,12 @@ public final class ChildJvm {
         return this;
     }
 
+    /** A command the JVM runs under, e.g. {@code strace ... --} ({@link FsyncTrace}). */
+    public ChildJvm prefix(List<String> command) {
+        this.prefix = List.copyOf(command);
+        return this;
+    }
+
     /** The command line {@link #start()} would run, for logs. */
     public List<String> command() {
         return command(workDir == null ? Path.of("<workdir>") : workDir, Path.of("<tmpdir>"));
@@ -223,7 +230,7 @@ public final class ChildJvm {
         if (mainClass == null && jar == null) {
             throw new IllegalStateException("set mainClass(...) or jar(...)");
         }
-        List<String> cmd = new ArrayList<>();
+        List<String> cmd = new ArrayList<>(prefix);
         cmd.add(javaHome.resolve("bin/java").toString());
         cmd.add("-Xmx1g");
         cmd.add("-Djava.io.tmpdir=" + tmp);

@@ -25,6 +25,7 @@ public final class Cli {
     private Duration timeout = Duration.ofMinutes(2);
     private Path workDir;
     private final List<String> jvmArgs = new ArrayList<>();
+    private List<String> prefix = List.of();
     private final List<String[]> env = new ArrayList<>();
 
     /** Exit code ({@code -1} when it timed out and was killed), the output lines, and how long it took. */
@@ -71,6 +72,12 @@ public final class Cli {
         return this;
     }
 
+    /** A command the CLI's JVM runs under, e.g. {@code strace ... --} ({@link FsyncTrace}). */
+    public Cli prefix(List<String> command) {
+        this.prefix = List.copyOf(command);
+        return this;
+    }
+
     public Cli env(String key, String value) {
         this.env.add(new String[] {key, value});
         return this;
@@ -82,7 +89,7 @@ public final class Cli {
             throw new IllegalStateException("agent jar not built: " + agentJar);
         }
         ChildJvm jvm = new ChildJvm().javaHome(javaHome).jar(agentJar).name("cli").args(args)
-                .jvmArgs(jvmArgs.toArray(String[]::new)).workDir(workDir != null ? workDir : WorkDirs.create("cli"));
+                .jvmArgs(jvmArgs.toArray(String[]::new)).prefix(prefix).workDir(workDir != null ? workDir : WorkDirs.create("cli"));
         env.forEach(kv -> jvm.env(kv[0], kv[1]));
         long t0 = System.nanoTime();
         try (ChildJvm.Handle h = jvm.start()) {

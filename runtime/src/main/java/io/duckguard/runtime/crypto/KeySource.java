@@ -265,9 +265,7 @@ public abstract class KeySource {
     static void writePrivately(Path file, byte[] content) throws IOException {
         Path abs = file.toAbsolutePath();
         Path dir = abs.getParent();
-        if (!Files.exists(dir)) {
-            Files.createDirectories(dir, PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rwx------")));
-        }
+        AtomicFiles.createDirectories(dir, PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rwx------")));
         Path tmp = dir.resolve(abs.getFileName() + AtomicFiles.TMP_MARK + Long.toHexString(ThreadLocalRandom.current().nextLong()));
         try (FileChannel ch = FileChannel.open(tmp, Set.of(StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE),
                 PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rw-------")))) {

@@ -119,9 +119,9 @@ public final class MasterKey {
     public void store(Path file) throws KeyException {
         try {
             Path parent = file.toAbsolutePath().getParent();
-            if (!Files.exists(parent)) {
-                Files.createDirectories(parent, PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rwx------")));
-            }
+            // Durable, like the file: a key lost in a power cut makes its repository unreadable.
+            io.duckguard.runtime.util.AtomicFiles.createDirectories(parent,
+                    PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rwx------")));
             byte[] text = (PREFIX + Base64.getEncoder().encodeToString(key) + "\n").getBytes(StandardCharsets.US_ASCII);
             try (var ch = Files.newByteChannel(file, Set.of(StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE,
                     StandardOpenOption.SYNC), PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rw-------")))) {

@@ -28,7 +28,7 @@ public final class AtomicFiles {
     /** Like {@link #write(Path, byte[])}; with {@code replace=false} an existing target is left alone. */
     public static void write(Path target, byte[] content, boolean replace) throws IOException {
         Path dir = target.toAbsolutePath().getParent();
-        Files.createDirectories(dir);
+        createDirectories(dir); // durable too: a new directory's entry in its parent needs an fsync of its own
         Path tmp = dir.resolve(target.getFileName() + TMP_MARK + Long.toHexString(ThreadLocalRandom.current().nextLong()));
         try (FileChannel ch = FileChannel.open(tmp, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE)) {
             ByteBuffer buf = ByteBuffer.wrap(content);
@@ -63,14 +63,17 @@ public final class AtomicFiles {
         }
     }
 
-    /** Creates {@code dir} and its parents, making each new entry durable in its parent. */
-    public static void createDirectories(Path dir) throws IOException {
+    /**
+     * Creates {@code dir} and its parents, making each new entry durable in its parent; {@code attrs} (e.g. mode 0700)
+     * apply to every directory it creates.
+     */
+    public static void createDirectories(Path dir, java.nio.file.attribute.FileAttribute<?>... attrs) throws IOException {
         Path abs = dir.toAbsolutePath();
         if (Files.isDirectory(abs)) return;
         if (Files.exists(abs)) throw new IOException(abs + " exists and is not a directory");
-        createDirectories(abs.getParent());
+        createDirectories(abs.getParent(), attrs);
         try {
-            Files.createDirectory(abs);
+            Files.createDirectory(abs, attrs);
         } catch (FileAlreadyExistsException e) {
             if (Files.isDirectory(abs)) return; // created concurrently
             throw new IOException(abs + " exists and is not a directory");

@@ -1,0 +1,190 @@
+package io.duckguard.it.harness;
+
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.concurrent.TimeUnit;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+
+/**
+ * Checks the order of a process's file-system calls under a directory against invariant 5 (tmp -> fsync -> rename
+ * -> fsync directory), from an strace of the real process. A kill -9 cannot catch a missing fsync (the page cache
+ * survives the process); the order of the system calls can. The rules, for paths under the directory:
+ * <ol>
+ *   <li>a file is renamed only after an fsync/fdatasync that began after its last write had ended;</li>
+ *   <li>every rename, mkdir, and file created under its final name (not a {@code .tmp-} file) is followed by an
+ *       fsync of the parent directory;</li>
+ *   <li>every file written and not renamed away (an append-only WAL log) is synced after its last write, unless it
+ *       was opened with O_SYNC or O_DSYNC.</li>
+ * </ol>
+ * Run a child under {@link #prefix}, then {@link #violations} on the trace file. Needs strace (Debian's) and ptrace,
+ * see {@link #available}.
+ */
+public final class FsyncTrace {
+    private static final String CALLS = "write,pwrite64,pwritev,writev,fsync,fdatasync,rename,renameat,renameat2,mkdir,"
+            + "mkdirat,openat";
+
+    private FsyncTrace() {}
+
+    /** Whether strace can trace a child here (installed, and ptrace allowed). */
+    public static boolean available() {
+        try {
+            Process p = new ProcessBuilder("strace", "-f", "-qq", "-o", "/dev/null", "true").redirectErrorStream(true).start();
+            p.getInputStream().readAllBytes();
+            return p.waitFor(30, TimeUnit.SECONDS) && p.exitValue() == 0;
+        } catch (IOException e) {
+            return false;
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            return false;
+        }
+    }
+
+    /** The command a child runs under so that its file-system calls land in {@code traceFile}. */
+    public static List<String> prefix(Path traceFile) {
+        // -y: paths of descriptors; --seccomp-bpf: only the traced calls stop the process (a JVM makes many more).
+        return List.of("strace", "-f", "-y", "-qq", "--seccomp-bpf", "-s", "0", "-e", "trace=" + CALLS, "-o",
+                traceFile.toAbsolutePath().toString(), "--");
+    }
+
+    /** What the trace saw under {@code root}, for "the test exercised something" checks. */
+    public record Summary(int renames, int syncs, int writes, List<String> violations) {}
+
+    public static Summary check(Path traceFile, Path root) throws IOException {
+        return check(Files.readAllLines(traceFile, StandardCharsets.UTF_8), root.toAbsolutePath().normalize().toString());
+    }
+
+    private record Call(String name, String args, long ret, int start, int end) {}
+
+    private record Sync(int start, int end) {}
+
+    private static final Pattern LINE = Pattern.compile("^(\\d+)\\s+(.*)$");
+    private static final Pattern UNFINISHED = Pattern.compile("^(\\w+)\\((.*) <unfinished \\.\\.\\.>$");
+    private static final Pattern RESUMED = Pattern.compile("^<\\.\\.\\. (\\w+) resumed>(.*)\\)\\s+= (-?\\d+).*$");
+    private static final Pattern COMPLETE = Pattern.compile("^(\\w+)\\((.*)\\)\\s+= (-?\\d+).*$");
+    private static final Pattern FD_PATH = Pattern.compile("^\\d+<([^>]*)>");
+    private static final Pattern QUOTED = Pattern.compile("\"([^\"]*)\"");
+
+    /** The rules above over strace output lines (public for the checker's own tests). */
+    public static Summary check(List<String> lines, String root) {
+        List<Call> calls = new ArrayList<>();
+        Map<String, String[]> pending = new HashMap<>(); // pid -> {name, args, start}
+        for (int i = 0; i < lines.size(); i++) {
+            Matcher l = LINE.matcher(lines.get(i));
+            if (!l.matches()) continue;
+            String pid = l.group(1), rest = l.group(2);
+            Matcher m;
+            if ((m = UNFINISHED.matcher(rest)).matches()) {
+                pending.put(pid, new String[] {m.group(1), m.group(2), Integer.toString(i)});
+            } else if ((m = RESUMED.matcher(rest)).matches()) {
+                String[] p = pending.remove(pid);
+                if (p != null && p[0].equals(m.group(1))) {
+                    calls.add(new Call(p[0], p[1] + m.group(2), Long.parseLong(m.group(3)), Integer.parseInt(p[2]), i));
+                }
+            } else if ((m = COMPLETE.matcher(rest)).matches()) {
+                calls.add(new Call(m.group(1), m.group(2), Long.parseLong(m.group(3)), i, i));
+            }
+        }
+        Map<String, List<Integer>> writes = new HashMap<>(); // path -> ends of writes
+        Map<String, List<Sync>> syncs = new HashMap<>();
+        List<String[]> renames = new ArrayList<>(); // {src, dst, start, end}
+        List<Object[]> newNames = new ArrayList<>(); // {path, end, what}
+        Set<String> syncWrites = new HashSet<>(); // opened O_SYNC/O_DSYNC: every write is durable when it returns
+        for (Call c : calls) {
+            if (c.ret() < 0) continue;
+            switch (c.name()) {
+                case "write", "pwrite64", "pwritev", "writev" -> {
+                    String p = fdPath(c.args());
+                    if (p != null) writes.computeIfAbsent(p, k -> new ArrayList<>()).add(c.end());
+                }
+                case "fsync", "fdatasync" -> {
+                    String p = fdPath(c.args());
+                    if (p != null) syncs.computeIfAbsent(p, k -> new ArrayList<>()).add(new Sync(c.start(), c.end()));
+                }
+                case "rename", "renameat", "renameat2" -> {
+                    List<String> q = quoted(c.args());
+                    if (q.size() >= 2) renames.add(new String[] {q.get(0), q.get(1), Integer.toString(c.start()), Integer.toString(c.end())});
+                }
+                case "mkdir", "mkdirat" -> {
+                    List<String> q = quoted(c.args());
+                    if (!q.isEmpty()) newNames.add(new Object[] {q.get(0), c.end(), "directory created"});
+                }
+                case "openat" -> {
+                    List<String> q = quoted(c.args());
+                    if (!q.isEmpty() && (c.args().contains("O_SYNC") || c.args().contains("O_DSYNC"))) syncWrites.add(q.get(0));
+                    if (!q.isEmpty() && c.args().contains("O_CREAT") && c.args().contains("O_EXCL") && !q.get(0).contains(".tmp-")) {
+                        newNames.add(new Object[] {q.get(0), c.end(), "file created"});
+                    }
+                }
+                default -> { }
+            }
+        }
+        List<String> violations = new ArrayList<>();
+        Set<String> renamedAway = new HashSet<>();
+        int renameCount = 0;
+        for (String[] r : renames) {
+            String src = r[0], dst = r[1];
+            int start = Integer.parseInt(r[2]), end = Integer.parseInt(r[3]);
+            if (!under(dst, root)) continue;
+            renameCount++;
+            renamedAway.add(src);
+            int lastWrite = syncWrites.contains(src) ? -1
+                    : writes.getOrDefault(src, List.of()).stream().filter(w -> w < start).max(Integer::compare).orElse(-1);
+            boolean synced = lastWrite < 0 || syncs.getOrDefault(src, List.of()).stream()
+                    .anyMatch(s -> s.start() > lastWrite && s.end() < start);
+            if (!synced) violations.add("renamed before it was fsynced: " + src + " -> " + dst + " (trace line " + (start + 1) + ")");
+            newNames.add(new Object[] {dst, end, "renamed into place"});
+        }
+        for (Object[] n : newNames) {
+            String path = (String) n[0];
+            int end = (Integer) n[1];
+            if (!under(path, root)) continue;
+            String parent = parent(path);
+            boolean dirSynced = syncs.getOrDefault(parent, List.of()).stream().anyMatch(s -> s.start() > end);
+            if (!dirSynced) {
+                violations.add(n[2] + " but its directory was never fsynced after: " + path + " (trace line " + (end + 1) + ")");
+            }
+        }
+        int writeCount = 0;
+        for (Map.Entry<String, List<Integer>> w : writes.entrySet()) {
+            if (!under(w.getKey(), root)) continue;
+            writeCount += w.getValue().size();
+            if (renamedAway.contains(w.getKey()) || syncWrites.contains(w.getKey())) continue;
+            int lastWrite = w.getValue().stream().max(Integer::compare).orElseThrow();
+            boolean synced = syncs.getOrDefault(w.getKey(), List.of()).stream().anyMatch(s -> s.start() > lastWrite);
+            if (!synced) violations.add("written and never fsynced after: " + w.getKey() + " (trace line " + (lastWrite + 1) + ")");
+        }
+        int syncCount = 0;
+        for (Map.Entry<String, List<Sync>> e : syncs.entrySet()) if (under(e.getKey(), root)) syncCount += e.getValue().size();
+        return new Summary(renameCount, syncCount, writeCount, violations);
+    }
+
+    private static String fdPath(String args) {
+        Matcher m = FD_PATH.matcher(args.trim());
+        return m.find() ? m.group(1) : null;
+    }
+
+    private static List<String> quoted(String args) {
+        List<String> out = new ArrayList<>();
+        Matcher m = QUOTED.matcher(args);
+        while (m.find()) out.add(m.group(1));
+        return out;
+    }
+
+    private static boolean under(String path, String root) {
+        return path.equals(root) || path.startsWith(root + "/");
+    }
+
+    private static String parent(String path) {
+        int i = path.lastIndexOf('/');
+        return i <= 0 ? "/" : path.substring(0, i);
+    }
+}
