@@ -50,6 +50,10 @@ class FsyncOrderTest {
         assertEquals(List.of(), agent.violations(), "agent: " + agent);
         // Not vacuous: several snapshots (packs, manifests, key records renamed into place) and WAL appends.
         assertTrue(agent.renames() >= 6 && agent.writes() >= 20 && agent.syncs() >= 20, "agent: " + agent);
+        // Invariant 1, sync mode: no commit acknowledged before a repository WAL-log record written after it was synced.
+        FsyncTrace.Acks acks = FsyncTrace.checkSyncCommits(appTrace, Path.of(db + ".wal"), Path.of(db + ".acks"), repo);
+        assertEquals(List.of(), acks.violations(), "sync mode: " + acks.checked() + " acknowledgements checked");
+        assertTrue(acks.checked() >= 50, "sync mode: only " + acks.checked() + " acknowledgements seen");
         FsyncTrace.Summary keyFile = FsyncTrace.check(appTrace, home);
         assertEquals(List.of(), keyFile.violations(), "master key: " + keyFile);
         Path key;
@@ -120,6 +124,33 @@ class FsyncOrderTest {
         // Outside the root, and failed calls, are not its business.
         assertEquals(List.of(), FsyncTrace.check(List.of("1 write(7</tmp/x>, \"\"..., 10) = 10",
                 "1 mkdir(\"/r/e\", 0777) = -1 EEXIST (File exists)"), root).violations());
+    }
+
+    /** The sync-mode check: the agent's record must be written after the commit's WAL and synced before the ack. */
+    @Test
+    void theSyncCommitCheckerCatchesAnEarlyAcknowledgement() {
+        String wal = "/d/t.duckdb.wal", acks = "/d/t.duckdb.acks", log = "/d/repo/databases/t/epochs/1/wal";
+        List<String> good = List.of(
+                "7 write(5<" + wal + ">, \"\"..., 300) = 300",
+                "9 pwrite64(6<" + log + ">, \"\"..., 400, 0) = 400",
+                "9 fdatasync(6<" + log + ">) = 0",
+                "7 write(8<" + acks + ">, \"\"..., 40) = 40",
+                "7 write(8<" + acks + ">, \"\"..., 40) = 40"); // a rollback: no WAL since the last ack, not checked
+        FsyncTrace.Acks ok = FsyncTrace.checkSyncCommits(good, wal, acks, "/d/repo");
+        assertEquals(List.of(), ok.violations());
+        assertEquals(1, ok.checked());
+        List<String> notSynced = List.of(
+                "7 write(5<" + wal + ">, \"\"..., 300) = 300",
+                "9 pwrite64(6<" + log + ">, \"\"..., 400, 0) = 400",
+                "7 write(8<" + acks + ">, \"\"..., 40) = 40",
+                "9 fdatasync(6<" + log + ">) = 0");
+        assertEquals(1, FsyncTrace.checkSyncCommits(notSynced, wal, acks, "/d/repo").violations().size());
+        List<String> recordBeforeCommit = List.of(
+                "9 pwrite64(6<" + log + ">, \"\"..., 400, 0) = 400",
+                "7 write(5<" + wal + ">, \"\"..., 300) = 300",
+                "9 fdatasync(6<" + log + ">) = 0",
+                "7 write(8<" + acks + ">, \"\"..., 40) = 40");
+        assertEquals(1, FsyncTrace.checkSyncCommits(recordBeforeCommit, wal, acks, "/d/repo").violations().size());
     }
 
     private static void assertViolation(List<String> trace, String expected) {

@@ -62,7 +62,7 @@ public final class FsyncTrace {
         return check(Files.readAllLines(traceFile, StandardCharsets.UTF_8), root.toAbsolutePath().normalize().toString());
     }
 
-    private record Call(String name, String args, long ret, int start, int end) {}
+    private record Call(String pid, String name, String args, long ret, int start, int end) {}
 
     private record Sync(int start, int end) {}
 
@@ -75,6 +75,68 @@ public final class FsyncTrace {
 
     /** The rules above over strace output lines (public for the checker's own tests). */
     public static Summary check(List<String> lines, String root) {
+        return rules(parse(lines), root);
+    }
+
+    /** Acknowledged commits checked by {@link #checkSyncCommits}, and those acknowledged too early. */
+    public record Acks(int checked, List<String> violations) {}
+
+    public static Acks checkSyncCommits(Path traceFile, Path dbWal, Path ackLog, Path repo) throws IOException {
+        return checkSyncCommits(Files.readAllLines(traceFile, StandardCharsets.UTF_8), dbWal.toAbsolutePath().toString(),
+                ackLog.toAbsolutePath().toString(), repo.toAbsolutePath().normalize().toString());
+    }
+
+    /**
+     * Invariant 1 in sync mode, from the app's side: a thread that wrote a commit to DuckDB's WAL and then writes
+     * its acknowledgement (the host's ack log, written only after the committing call returned) must have seen,
+     * in between, the agent write a record to the repository's WAL log and that write synced (fsync/fdatasync
+     * begun after the write ended, ended before the acknowledgement). An acknowledgement whose thread wrote no
+     * WAL since its previous one (a rollback) is not checked. Necessary, not sufficient (the record is not tied
+     * to the commit): a missing or late fdatasync in the shipping path fails it.
+     */
+    public static Acks checkSyncCommits(List<String> lines, String dbWal, String ackLog, String repoRoot) {
+        List<Call> calls = parse(lines);
+        List<Call> logWrites = new ArrayList<>(); // writes to the repository's WAL logs
+        Map<String, List<Sync>> syncs = new HashMap<>();
+        for (Call c : calls) {
+            if (c.ret() < 0) continue;
+            String p = fdPath(c.args());
+            if (p == null || !under(p, repoRoot) || !p.endsWith("/wal")) continue;
+            if (c.name().startsWith("write") || c.name().startsWith("pwrite")) logWrites.add(c);
+            if (c.name().equals("fsync") || c.name().equals("fdatasync")) {
+                syncs.computeIfAbsent(p, k -> new ArrayList<>()).add(new Sync(c.start(), c.end()));
+            }
+        }
+        Map<String, Integer> lastWalWrite = new HashMap<>(); // thread -> end of its last DuckDB WAL write
+        Map<String, Integer> lastAck = new HashMap<>();
+        int checked = 0;
+        List<String> violations = new ArrayList<>();
+        for (Call c : calls) {
+            if (c.ret() < 0 || !(c.name().startsWith("write") || c.name().startsWith("pwrite"))) continue;
+            String p = fdPath(c.args());
+            if (p == null) continue;
+            if (p.equals(dbWal) || p.equals(dbWal + ".checkpoint")) {
+                lastWalWrite.put(c.pid(), c.end());
+            } else if (p.equals(ackLog)) {
+                int wrote = lastWalWrite.getOrDefault(c.pid(), -1);
+                int before = lastAck.getOrDefault(c.pid(), -1);
+                lastAck.put(c.pid(), c.start());
+                if (wrote < 0 || wrote < before) continue;
+                checked++;
+                int ack = c.start();
+                boolean durable = logWrites.stream().anyMatch(w -> w.start() > wrote && w.end() < ack
+                        && syncs.getOrDefault(fdPath(w.args()), List.of()).stream()
+                                .anyMatch(s -> s.start() > w.end() && s.end() < ack));
+                if (!durable) {
+                    violations.add("thread " + c.pid() + " acknowledged a commit (trace line " + (ack + 1) + ") whose WAL "
+                            + "write ended at line " + (wrote + 1) + " without a synced repository WAL-log record in between");
+                }
+            }
+        }
+        return new Acks(checked, violations);
+    }
+
+    private static List<Call> parse(List<String> lines) {
         List<Call> calls = new ArrayList<>();
         Map<String, String[]> pending = new HashMap<>(); // pid -> {name, args, start}
         for (int i = 0; i < lines.size(); i++) {
@@ -87,12 +149,16 @@ public final class FsyncTrace {
             } else if ((m = RESUMED.matcher(rest)).matches()) {
                 String[] p = pending.remove(pid);
                 if (p != null && p[0].equals(m.group(1))) {
-                    calls.add(new Call(p[0], p[1] + m.group(2), Long.parseLong(m.group(3)), Integer.parseInt(p[2]), i));
+                    calls.add(new Call(pid, p[0], p[1] + m.group(2), Long.parseLong(m.group(3)), Integer.parseInt(p[2]), i));
                 }
             } else if ((m = COMPLETE.matcher(rest)).matches()) {
-                calls.add(new Call(m.group(1), m.group(2), Long.parseLong(m.group(3)), i, i));
+                calls.add(new Call(pid, m.group(1), m.group(2), Long.parseLong(m.group(3)), i, i));
             }
         }
+        return calls;
+    }
+
+    private static Summary rules(List<Call> calls, String root) {
         Map<String, List<Integer>> writes = new HashMap<>(); // path -> ends of writes
         Map<String, List<Sync>> syncs = new HashMap<>();
         List<String[]> renames = new ArrayList<>(); // {src, dst, start, end}
