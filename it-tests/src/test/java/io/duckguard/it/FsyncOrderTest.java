@@ -21,7 +21,7 @@ import org.junit.jupiter.api.Timeout;
  * directory, every new directory is made durable in its parent, and the append-only WAL log is synced after each
  * append. The kill -9 tests cannot see a missing fsync (the page cache outlives the process); these read the real
  * processes' system calls with strace: the agent in a trading app (WAL shipping, checkpoints, snapshots, key
- * records), then the CLI's snapshot, key rotation and garbage collection on the same repository.
+ * records), then the CLI's snapshot, key rotation and garbage collection on the same repository, and a restore.
  */
 class FsyncOrderTest {
     private static final Duration START = Duration.ofSeconds(60);
@@ -79,7 +79,15 @@ class FsyncOrderTest {
             assertTrue(s.renames() > 0 && s.syncs() > 0, verb[0] + " wrote nothing into the repository? " + s);
             assertEquals(List.of(), FsyncTrace.check(trace, newKey).violations(), verb[0] + ", the new key file");
         }
-        assertTrue(Files.isDirectory(repo.resolve("packs")));
+        // A restore's output: the file is synced (after DuckDB's replay and checkpoint) before it is renamed into
+        // place, and the directory after.
+        Path out = dir.resolve("restored.duckdb"), trace = dir.resolve("restore.strace");
+        Cli.Result r = new Cli().workDir(dir).jvmArgs(userHome).prefix(FsyncTrace.prefix(trace)).timeout(Duration.ofMinutes(2))
+                .run("restore", "--repository", repo.toString(), "--key-file", newKey.toString(), "--output", out.toString());
+        assertEquals(0, r.exitCode(), r::output);
+        FsyncTrace.Summary restore = FsyncTrace.check(trace, out);
+        assertEquals(List.of(), restore.violations(), "restore: " + restore);
+        assertEquals(1, restore.renames(), "restore: " + restore);
     }
 
     /** The checker itself: each rule catches the order it forbids, and passes the one it asks for. */
