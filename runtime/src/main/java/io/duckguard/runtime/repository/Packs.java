@@ -31,6 +31,15 @@ public final class Packs {
 
     private Packs() {}
 
+    /** The size of a stored pack in bytes, or -1 if it does not exist. */
+    public static long size(Repository repo, String pack) {
+        try {
+            return Files.size(path(repo, pack));
+        } catch (IOException e) {
+            return -1;
+        }
+    }
+
     static Path path(Repository repo, String pack) {
         return repo.packsDir().resolve(pack.substring(0, 2)).resolve(pack);
     }
@@ -216,6 +225,12 @@ public final class Packs {
             nextName = Bytes.hex(n);
             nextKey = repo.newPackKey(nextName);
             if (nextKey != null) handedOut.put(nextKey.id(), nextKey);
+        }
+
+        /** Whether {@code pack} is one of the packs this writer wrote. */
+        public boolean wrote(String pack) {
+            for (Path[] tf : written) if (tf[1].getFileName().toString().equals(pack)) return true;
+            return pack.equals(currentName);
         }
 
         public long bytesWritten() {

@@ -113,6 +113,9 @@ public final class Snapshotter {
                 refs[c.index] = ref;
             }
             for (Future<?> w : workers) io.duckguard.runtime.util.Futures.await(w); // a worker's failure surfaces here
+            CopiedForward moved = copyForward(repo, db, size, refs, packs);
+            added += moved.bytes();
+            newChunks += moved.chunks();
             if (db.size() != size || !Arrays.equals(headerSha(db), headerBefore)) {
                 throw new ConcurrentCheckpointException("the database file changed while it was being read");
             }
@@ -135,6 +138,67 @@ public final class Snapshotter {
         Log.info(String.format("snapshot %d (%s): %d chunks, %d unchanged by fingerprint, %d new, %.1f MB added, %d ms",
                 epoch, reason, chunks.size(), unchanged, newChunks, added / 1e6, (System.nanoTime() - t0) / 1_000_000));
         return m;
+    }
+
+    /** A pack this snapshot references less than this share of is sparse: its chunks are stored anew. */
+    static final double SPARSE_PACK = 0.3;
+    /** At most this much is copied forward per snapshot (plaintext), so a snapshot's cost stays bounded. */
+    static final long COPY_FORWARD_MIN_BUDGET = 32L << 20;
+
+    private record CopiedForward(int chunks, long bytes) {}
+
+    /**
+     * Garbage collection removes a pack only when no retained snapshot references any block in it, and never
+     * rewrites one: a pack holding a few blocks that DuckDB has not rewritten since would be kept whole for ever, and
+     * the repository would keep growing. So each snapshot stores anew (into its own new packs) the chunks it would
+     * otherwise reference in a sparse pack: one this snapshot references less than {@value #SPARSE_PACK} of. Once the
+     * snapshots before it expire, nothing references that pack and GC removes it. Sparsest packs first, within a
+     * budget of max(32 MiB, 5% of the file) per snapshot. The chunks are read again through the held channel and must
+     * still hash to their ids (else the file changed: a checkpoint ran meanwhile). Runs on the snapshot's thread.
+     */
+    private static CopiedForward copyForward(Repository repo, FileChannel db, long size, BlockRef[] refs, Packs.Writer packs)
+            throws IOException {
+        Map<String, Long> referenced = new java.util.HashMap<>();
+        for (BlockRef r : refs) referenced.merge(r.pack(), (long) r.storedLength(), Long::sum);
+        Map<String, Double> sparse = new java.util.HashMap<>();
+        for (Map.Entry<String, Long> e : referenced.entrySet()) {
+            if (packs.wrote(e.getKey())) continue;
+            long packSize = Packs.size(repo, e.getKey());
+            if (packSize > 0 && e.getValue() < SPARSE_PACK * packSize) sparse.put(e.getKey(), e.getValue() / (double) packSize);
+        }
+        if (sparse.isEmpty()) return new CopiedForward(0, 0);
+        List<Integer> candidates = new ArrayList<>();
+        for (int i = 0; i < refs.length; i++) if (sparse.containsKey(refs[i].pack())) candidates.add(i);
+        candidates.sort(java.util.Comparator.comparingDouble(i -> sparse.get(refs[i].pack())));
+        long budget = Math.max(COPY_FORWARD_MIN_BUDGET, size / 20);
+        ObjectCodec codec = repo.codec();
+        Map<String, BlockRef> stored = new java.util.HashMap<>(); // a chunk stored twice in this snapshot: once
+        int chunks = 0;
+        long bytes = 0, plain = 0;
+        for (int i : candidates) {
+            BlockRef old = refs[i];
+            if (plain + old.plainLength() > budget) break;
+            String hex = Bytes.hex(old.id());
+            BlockRef again = stored.get(hex);
+            if (again == null) {
+                byte[] data = read(db, Manifest.chunkOffset(i), old.plainLength());
+                if (!Arrays.equals(codec.contentId(data, 0, data.length), old.id())) {
+                    throw new ConcurrentCheckpointException("the database file changed while it was being read");
+                }
+                byte[] sealed = codec.seal(packs.sealingKey(), data, 0, data.length, "block:" + hex, BLOCK_ZSTD_LEVEL);
+                again = packs.add(old.id(), sealed, old.plainLength());
+                stored.put(hex, again);
+                bytes += sealed.length;
+                plain += old.plainLength();
+                chunks++;
+            }
+            refs[i] = again;
+        }
+        if (chunks > 0) {
+            Log.info(String.format("snapshot: %d chunks of %d sparse packs stored anew (%.1f MB), so that those packs can go",
+                    chunks, sparse.size(), bytes / 1e6));
+        }
+        return new CopiedForward(chunks, bytes);
     }
 
     /** The fingerprint function of a repository: derived once per codec (its key is 256 KiB of keystream). */

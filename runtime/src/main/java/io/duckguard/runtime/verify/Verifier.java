@@ -59,8 +59,8 @@ public final class Verifier {
     public Report run(boolean readData, int subsetPercent) throws IOException {
         List<Problem> problems = new ArrayList<>();
         Map<String, Long> packSizes = new HashMap<>();
-        // Blocks already read, by the first 8 bytes of their id: 8 bytes per block, not an object per block, so
-        // memory stays small on repositories with millions of blocks (a collision only skips a duplicate read).
+        // Blocks already read, by 8 bytes mixed from their id, pack and offset: 8 bytes per block, not an object per
+        // block, so memory stays small on repositories with millions of blocks (a collision only skips a read).
         LongSet blocksRead = new LongSet();
         int epochs = 0;
         long blocks = 0;
@@ -105,7 +105,9 @@ public final class Verifier {
                         continue;
                     }
                     long key = java.nio.ByteBuffer.wrap(b.id()).getLong();
-                    if (readData && Math.floorMod(key, 100) < subsetPercent && blocksRead.add(key)) toRead.add(b);
+                    // Sampled by id; read once per stored copy (a chunk copied out of a sparse pack has two).
+                    long copy = key ^ (b.pack().hashCode() * 0x9E3779B97F4A7C15L) ^ b.packOffset();
+                    if (readData && Math.floorMod(key, 100) < subsetPercent && blocksRead.add(copy)) toRead.add(b);
                 }
                 problems.addAll(readAll(toRead, point));
                 blocks += toRead.size();

@@ -123,6 +123,59 @@ class SnapshotterTest {
         }
     }
 
+    /**
+     * GC removes a pack only when nothing references it and never rewrites one: the chunks left in a mostly
+     * rewritten pack are stored anew, so the old pack goes once the snapshots before expire. A pack still mostly in
+     * use is referenced as before.
+     */
+    @Test
+    void chunksLeftInASparsePackAreStoredAnewSoThatPackCanGo() throws Exception {
+        Repository repo = Repository.create(dir.resolve("repo"), MasterKey.generate());
+        Path f = file(40);
+        Manifest m1 = snapshot(repo, f, 1, null);
+        java.util.Set<String> oldPacks = new java.util.HashSet<>();
+        for (BlockRef b : m1.chunks()) oldPacks.add(b.pack());
+
+        // Half the blocks rewritten: the old pack(s) are still half in use; kept as they are.
+        for (int b = 1; b <= 20; b++) change(f, Manifest.chunkOffset(b), randomBlock());
+        Manifest m2 = snapshot(repo, f, 2, m1);
+        assertRestoresTo(repo, m2, f);
+        int stillOld = 0;
+        for (int i = 21; i < m2.chunks().size(); i++) {
+            assertSame(m1.chunks().get(i), m2.chunks().get(i), "chunk " + i + " is reused as it was");
+            stillOld++;
+        }
+        assertEquals(20, stillOld);
+
+        // Then 35 of 40 rewritten since m1: the old pack is 5/40 in use, sparse. Nothing of m3 may stay in it.
+        for (int b = 21; b <= 35; b++) change(f, Manifest.chunkOffset(b), randomBlock());
+        Manifest m3 = snapshot(repo, f, 3, m2);
+        assertRestoresTo(repo, m3, f);
+        for (int i = 0; i < m3.chunks().size(); i++) {
+            BlockRef r = m3.chunks().get(i);
+            assertFalse(oldPacks.contains(r.pack()), "chunk " + i + " still in the sparse pack " + r.pack());
+            if (i < 21 || i > 35) assertArrayEquals(m2.chunks().get(i).id(), r.id(), "same content, same id: chunk " + i);
+        }
+
+        // And so, once only m3 is retained, garbage collection removes the old pack(s), and m3 still restores.
+        io.duckguard.runtime.repository.DatabaseHistory h = repo.database("db.duckdb");
+        java.util.Properties info = new java.util.Properties();
+        info.setProperty("name", "db.duckdb");
+        h.writeInfo(info);
+        for (Manifest m : List.of(m1, m2, m3)) h.writeManifest(m);
+        Thread.sleep(5);
+        new io.duckguard.runtime.retention.GarbageCollector(repo, java.time.Duration.ZERO, line -> { })
+                .run(new io.duckguard.runtime.retention.RetentionPolicy(java.time.Duration.ofMillis(1), 1, 0, 0), false);
+        for (String p : oldPacks) assertEquals(-1, Packs.size(repo, p), "pack " + p + " removed");
+        assertRestoresTo(repo, m3, f);
+    }
+
+    private byte[] randomBlock() {
+        byte[] b = new byte[Manifest.CHUNK];
+        random.nextBytes(b);
+        return b;
+    }
+
     @Test
     void aPreviousManifestWithoutFingerprintsIsHashedInFullAndStillDeduplicated() throws Exception {
         Repository repo = Repository.create(dir.resolve("repo"), MasterKey.generate());
