@@ -343,6 +343,26 @@ public final class Repository {
         return names;
     }
 
+    /**
+     * Every database directory with a history, whether or not its {@code database.properties} is there: what
+     * garbage collection must keep alive and verify must check. (A lost properties file must not make GC take a
+     * database's packs for garbage.)
+     */
+    public List<String> databaseNamesWithHistory() throws IOException {
+        Path dbs = root.resolve("databases");
+        if (!Files.isDirectory(dbs)) return List.of();
+        List<String> names = new ArrayList<>();
+        try (DirectoryStream<Path> ds = Files.newDirectoryStream(dbs)) {
+            for (Path p : ds) {
+                if (Files.isRegularFile(p.resolve(DatabaseHistory.PROPS)) || Files.isDirectory(p.resolve("epochs"))) {
+                    names.add(p.getFileName().toString());
+                }
+            }
+        }
+        Collections.sort(names);
+        return names;
+    }
+
     /** Total bytes of all files in the repository (for the RepositoryBytes gauge; walks the tree). */
     public long sizeBytes() {
         try {

@@ -59,7 +59,7 @@ public final class GarbageCollector {
         Set<String> live = new HashSet<>();
         DataKeys keys = repo.keys();
         Set<String> destroyed = new HashSet<>();
-        for (String name : repo.databaseNames()) {
+        for (String name : repo.databaseNamesWithHistory()) {
             DatabaseHistory h = repo.database(name);
             RetentionPolicy.Plan plan = policy.plan(h, now);
             for (long e : plan.dropWal()) {

@@ -64,8 +64,12 @@ public final class Verifier {
         LongSet blocksRead = new LongSet();
         int epochs = 0;
         long blocks = 0;
-        for (String name : repo.databaseNames()) {
+        for (String name : repo.databaseNamesWithHistory()) {
             DatabaseHistory h = repo.database(name);
+            if (!h.exists()) {
+                problems.add(new Problem("databases/" + name + "/database.properties", "missing", name
+                        + ": list and restore do not show it (restore it from a copy, or write it with name=" + name + ")"));
+            }
             List<Long> all = h.epochs();
             for (int i = 0; i < all.size(); i++) {
                 long e = all.get(i);

@@ -152,6 +152,25 @@ class RetentionGcTest {
         assertTrue(some.blocksChecked() > 0 && some.blocksChecked() < all.blocksChecked(), some + " vs " + all);
     }
 
+    /**
+     * Invariant 8 when a database's database.properties is gone (damage, a careless cleanup): its snapshots still
+     * need their packs. GC must not take them for garbage, and verify must say what is missing.
+     */
+    @Test
+    void aDatabaseWithoutItsPropertiesFileKeepsItsPacks() throws Exception {
+        Path dir = copyOfHistory("no-props");
+        Files.delete(dir.resolve("databases").resolve(DB).resolve("database.properties"));
+        Repository repo = RepositoryOpener.openExisting(dir, key);
+        long packs = countPacks(repo);
+        GarbageCollector.Report r = new GarbageCollector(repo, Duration.ZERO, m -> { })
+                .run(new RetentionPolicy(Duration.ofHours(1), 10, 0, 0), false);
+        assertEquals(0, r.packsRemoved(), r.toString());
+        assertEquals(packs, countPacks(repo));
+        Verifier.Report v = new Verifier(repo, m -> { }).run(false);
+        assertEquals(1, v.problems().size(), v.problems().toString());
+        assertTrue(v.problems().get(0).object().endsWith(DB + "/database.properties"), v.problems().toString());
+    }
+
     /** kill -9 a real `gc` process at random moments (slowed per deletion so the kill lands inside it). */
     @Test
     void killNineDuringGcLeavesAVerifiableRepositoryThatRestoresEveryRetainedPoint() throws Exception {
