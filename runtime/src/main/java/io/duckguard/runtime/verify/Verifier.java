@@ -41,6 +41,8 @@ public final class Verifier {
 
     private final Repository repo;
     private final Consumer<String> progress;
+    /** How often reading blocks reports how far it got (tests: 0, every wait). */
+    long progressEveryNanos = 2_000_000_000L;
 
     public Verifier(Repository repo, Consumer<String> progress) {
         this.repo = repo;
@@ -166,6 +168,7 @@ public final class Verifier {
     private List<Problem> readAll(List<BlockRef> refs, String point) throws IOException {
         Problem[] found = new Problem[refs.size()];
         java.util.concurrent.atomic.AtomicInteger next = new java.util.concurrent.atomic.AtomicInteger();
+        java.util.concurrent.atomic.AtomicInteger read = new java.util.concurrent.atomic.AtomicInteger();
         List<java.util.concurrent.Future<?>> workers = new ArrayList<>();
         try (Packs.Reader reader = new Packs.Reader(repo)) {
             for (int w = 0; w < Snapshotter.WORKERS; w++) {
@@ -177,11 +180,21 @@ public final class Verifier {
                         } catch (CorruptObjectException ex) {
                             found[i] = new Problem(ex.objectName(), ex.getMessage(), point);
                         }
+                        read.incrementAndGet();
                     }
                     return null;
                 }));
             }
-            for (java.util.concurrent.Future<?> w : workers) io.duckguard.runtime.util.Futures.await(w);
+            long nextReport = System.nanoTime() + progressEveryNanos;
+            for (java.util.concurrent.Future<?> w : workers) {
+                do {
+                    if (System.nanoTime() - nextReport >= 0) {
+                        progress.accept(String.format("reading the blocks of %s: %d of %d", point, read.get(), refs.size()));
+                        nextReport = System.nanoTime() + progressEveryNanos;
+                    }
+                } while (!io.duckguard.runtime.util.Futures.doneWithin(w, 100));
+                io.duckguard.runtime.util.Futures.await(w);
+            }
         } finally {
             for (java.util.concurrent.Future<?> w : workers) w.cancel(true);
         }

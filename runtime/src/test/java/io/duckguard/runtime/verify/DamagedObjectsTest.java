@@ -53,6 +53,20 @@ class DamagedObjectsTest {
         return a.stream();
     }
 
+    /** A long verify --read-data says how far it got, per snapshot, and an intact repository verifies. */
+    @org.junit.jupiter.api.Test
+    void readingBlocksReportsProgress() throws Exception {
+        Repository repo = RepositoryOpener.openExisting(recorded.repository, recorded.keyFile);
+        List<String> lines = new java.util.concurrent.CopyOnWriteArrayList<>();
+        Verifier v = new Verifier(repo, lines::add);
+        v.progressEveryNanos = 0;
+        Verifier.Report r = v.run(true);
+        assertTrue(r.ok(), r.problems().toString());
+        List<String> progress = lines.stream().filter(l -> l.startsWith("reading the blocks of ")).toList();
+        assertFalse(progress.isEmpty(), lines.toString());
+        for (String l : progress) assertTrue(l.matches("reading the blocks of \\S+ snapshot:\\d+ and its commits: \\d+ of \\d+"), l);
+    }
+
     @ParameterizedTest(name = "{1} a {0}")
     @MethodSource("cases")
     void damageIsNamedAndOnlyAffectedPointsFail(String type, String damage) throws Exception {
