@@ -172,7 +172,7 @@ public final class Snapshotter {
         candidates.sort(java.util.Comparator.comparingDouble(i -> sparse.get(refs[i].pack())));
         long budget = Math.max(COPY_FORWARD_MIN_BUDGET, size / 20);
         ObjectCodec codec = repo.codec();
-        Map<String, BlockRef> stored = new java.util.HashMap<>(); // a chunk stored twice in this snapshot: once
+        Map<String, BlockRef> stored = new java.util.HashMap<>(); // the same content at two offsets is stored once
         int chunks = 0;
         long bytes = 0, plain = 0;
         for (int i : candidates) {

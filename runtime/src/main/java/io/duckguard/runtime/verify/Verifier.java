@@ -9,8 +9,6 @@ import io.duckguard.runtime.repository.Repository;
 import io.duckguard.runtime.repository.WalLog;
 import io.duckguard.runtime.snapshot.Snapshotter;
 import java.io.IOException;
-import java.nio.file.Files;
-import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.HashMap;
@@ -101,7 +99,7 @@ public final class Verifier {
                     continue;
                 }
                 for (BlockRef b : m.chunks()) {
-                    long size = packSizes.computeIfAbsent(b.pack(), this::packSize);
+                    long size = packSizes.computeIfAbsent(b.pack(), pack -> Packs.size(repo, pack));
                     if (size < 0) {
                         problems.add(new Problem("pack " + b.pack(), "missing", point));
                         continue;
@@ -201,15 +199,6 @@ public final class Verifier {
         List<Problem> out = new ArrayList<>();
         for (Problem p : found) if (p != null) out.add(p);
         return out;
-    }
-
-    private long packSize(String pack) {
-        Path p = repo.packsDir().resolve(pack.substring(0, 2)).resolve(pack);
-        try {
-            return Files.size(p);
-        } catch (IOException e) {
-            return -1;
-        }
     }
 
     /** A minimal open-addressing set of longs (0 is stored out of band). */
