@@ -25,8 +25,8 @@ import java.util.regex.Pattern;
  *   <li>every file written and not renamed away (an append-only WAL log) is synced after its last write, unless it
  *       was opened with O_SYNC or O_DSYNC.</li>
  * </ol>
- * Run a child under {@link #prefix}, then {@link #violations} on the trace file. Needs strace (Debian's) and ptrace,
- * see {@link #available}.
+ * Run a child under {@link #prefix}, then {@link #check} on the trace file ({@link #checkSyncCommits} for invariant
+ * 1 in sync mode). Needs strace (Debian's) and ptrace, see {@link #available}.
  */
 public final class FsyncTrace {
     private static final String CALLS = "write,pwrite64,pwritev,writev,fsync,fdatasync,rename,renameat,renameat2,mkdir,"
