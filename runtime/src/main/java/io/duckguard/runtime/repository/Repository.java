@@ -333,14 +333,7 @@ public final class Repository {
 
     /** Names of the databases that have a history here, sorted. */
     public List<String> databaseNames() throws IOException {
-        Path dbs = root.resolve("databases");
-        if (!Files.isDirectory(dbs)) return List.of();
-        List<String> names = new ArrayList<>();
-        try (DirectoryStream<Path> ds = Files.newDirectoryStream(dbs)) {
-            for (Path p : ds) if (Files.isRegularFile(p.resolve(DatabaseHistory.PROPS))) names.add(p.getFileName().toString());
-        }
-        Collections.sort(names);
-        return names;
+        return databaseDirs(p -> Files.isRegularFile(p.resolve(DatabaseHistory.PROPS)));
     }
 
     /**
@@ -349,15 +342,15 @@ public final class Repository {
      * database's packs for garbage.)
      */
     public List<String> databaseNamesWithHistory() throws IOException {
+        return databaseDirs(p -> Files.isRegularFile(p.resolve(DatabaseHistory.PROPS)) || Files.isDirectory(p.resolve("epochs")));
+    }
+
+    private List<String> databaseDirs(java.util.function.Predicate<Path> isDatabase) throws IOException {
         Path dbs = root.resolve("databases");
         if (!Files.isDirectory(dbs)) return List.of();
         List<String> names = new ArrayList<>();
         try (DirectoryStream<Path> ds = Files.newDirectoryStream(dbs)) {
-            for (Path p : ds) {
-                if (Files.isRegularFile(p.resolve(DatabaseHistory.PROPS)) || Files.isDirectory(p.resolve("epochs"))) {
-                    names.add(p.getFileName().toString());
-                }
-            }
+            for (Path p : ds) if (isDatabase.test(p)) names.add(p.getFileName().toString());
         }
         Collections.sort(names);
         return names;
