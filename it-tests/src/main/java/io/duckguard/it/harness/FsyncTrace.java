@@ -34,10 +34,12 @@ public final class FsyncTrace {
 
     private FsyncTrace() {}
 
-    /** Whether strace can trace a child here (installed, and ptrace allowed). */
+    /** Whether strace can trace a child here as {@link #prefix} asks (installed, ptrace allowed, seccomp-bpf). */
     public static boolean available() {
         try {
-            Process p = new ProcessBuilder("strace", "-f", "-qq", "-o", "/dev/null", "true").redirectErrorStream(true).start();
+            List<String> cmd = new ArrayList<>(prefix(Path.of("/dev/null")));
+            cmd.add("true");
+            Process p = new ProcessBuilder(cmd).redirectErrorStream(true).start();
             p.getInputStream().readAllBytes();
             return p.waitFor(30, TimeUnit.SECONDS) && p.exitValue() == 0;
         } catch (IOException e) {
