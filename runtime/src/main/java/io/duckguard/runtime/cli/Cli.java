@@ -47,7 +47,7 @@ public final class Cli implements Callable<Integer> {
         // compiling the JDK's) on the other core before picocli even builds its model (~0.1 s). Harmless if the
         // arguments turn out to be wrong.
         if (args.length > 0 && (args[0].equals("restore") || args[0].equals("snapshot"))) {
-            io.duckguard.runtime.crypto.DecryptionWarmUp.start();
+            io.duckguard.runtime.crypto.AesGcmWarmUp.start();
         }
         CommandLine cl = new CommandLine(new Cli());
         // picocli reflects over every subcommand it is given: all of them cost 0.24 s in a cold JVM, one 0.14-0.19 s.
@@ -165,7 +165,7 @@ public final class Cli implements Callable<Integer> {
 
         @Override
         public Integer call() throws Exception {
-            io.duckguard.runtime.crypto.DecryptionWarmUp.start(); // no-op if run() started it already
+            io.duckguard.runtime.crypto.AesGcmWarmUp.start(); // no-op if run() started it already
             PrintWriter out = spec.commandLine().getOut();
             RestoreTarget target = RestoreTarget.parse(to);
             if (output.toFile().exists()) {
@@ -253,7 +253,7 @@ public final class Cli implements Callable<Integer> {
         @Override
         public Integer call() throws Exception {
             PrintWriter out = spec.commandLine().getOut();
-            if (readData) io.duckguard.runtime.crypto.DecryptionWarmUp.start(); // it decrypts every block: as a restore
+            if (readData) io.duckguard.runtime.crypto.AesGcmWarmUp.start(); // it decrypts every block: as a restore
             io.duckguard.runtime.verify.Verifier.Report r = new io.duckguard.runtime.verify.Verifier(repo.open(), progress(out)).run(readData, parsePercent(subset));
             for (io.duckguard.runtime.verify.Verifier.Problem p : r.problems()) spec.commandLine().getErr().println("duckguard: " + p);
             spec.commandLine().getErr().flush();

@@ -23,7 +23,7 @@ import java.util.Locale;
  *   <li>the platform is not Linux x86_64, the one native build bundled;</li>
  *   <li>the library fails to load or its self-tests fail ({@link #status} says why; the restore prints it).</li>
  * </ul>
- * Loading takes ~0.25 s (the library is unpacked from the jar), so {@link DecryptionWarmUp} does it on its own thread
+ * Loading takes ~0.25 s (the library is unpacked from the jar), so {@link AesGcmWarmUp} does it on its own thread
  * while the CLI starts. Thread-safe.
  */
 public final class NativeAesGcm {

@@ -247,9 +247,9 @@ public final class Restorer {
         // A small snapshot decrypts faster cold than the warm-up takes (9.4 MB: 0.06 s, vs 0.2-0.35 s of waiting;
         // CLI restore 0.61-0.72 s instead of 0.77-1.02 s, 4 runs each): only a large one waits for compiled GCM.
         if (m.fileSize() >= WARM_UP_FROM_BYTES) {
-            io.duckguard.runtime.crypto.DecryptionWarmUp.await();
+            io.duckguard.runtime.crypto.AesGcmWarmUp.await();
         } else {
-            io.duckguard.runtime.crypto.DecryptionWarmUp.stop();
+            io.duckguard.runtime.crypto.AesGcmWarmUp.stop();
         }
         java.util.concurrent.ExecutorService pool = io.duckguard.runtime.snapshot.Snapshotter.workers();
         List<java.util.concurrent.Future<?>> tasks = new ArrayList<>(chunks.size());
@@ -350,7 +350,7 @@ public final class Restorer {
     }
 
     /**
-     * Snapshots at least this large wait for {@link io.duckguard.runtime.crypto.DecryptionWarmUp} first. Tests of the
+     * Snapshots at least this large wait for {@link io.duckguard.runtime.crypto.AesGcmWarmUp} first. Tests of the
      * CLI jar lower it to see the native AES-GCM used on a small database.
      */
     private static final long WARM_UP_FROM_BYTES = Long.getLong("duckguard.test.warm-up-from-bytes", 32L << 20);

@@ -4,9 +4,9 @@ import io.duckguard.runtime.util.Threads;
 import java.security.SecureRandom;
 
 /**
- * Gets AES-GCM decryption fast before a restore needs it: loads {@link NativeAesGcm} where this process allows it,
- * or else gets the JDK's compiled. A restore usually runs in a fresh JVM (the CLI),
- * where the JDK's GCM runs as plain Java at 60-300 MB/s until C2 has compiled {@code GHASH.update} and
+ * Gets AES-GCM fast before a restore (or the CLI's snapshot, verify --read-data) needs it: loads {@link NativeAesGcm}
+ * where this process allows it, or else gets the JDK's decryption compiled. A restore usually runs in a fresh JVM (the
+ * CLI), where the JDK's GCM runs as plain Java at 60-300 MB/s until C2 has compiled {@code GHASH.update} and
  * {@code GCTR.update} with their intrinsics (~3 GB/s per core here). That takes thousands of calls: with 256 KiB
  * blocks alone, ~2 s of a cold 1 GB restore went by first (measured). So: many calls on tiny objects (cheap even
  * interpreted), mixed with a 160 KiB one that keeps the large-input branches in the profile (the JDK splits
@@ -18,16 +18,16 @@ import java.security.SecureRandom;
  * In a JVM that has already encrypted or decrypted a lot (the agent) the probe is fast at once and it ends in
  * about a millisecond.
  */
-public final class DecryptionWarmUp {
+public final class AesGcmWarmUp {
     private static final long DEADLINE_NANOS = 800_000_000L;
     private static Thread thread;
     private static volatile boolean stopped;
 
-    private DecryptionWarmUp() {}
+    private AesGcmWarmUp() {}
 
     /** Starts the warm-up unless it ran or runs already. Any thread. */
     public static synchronized void start() {
-        if (thread == null) thread = Threads.start("warm-up", DecryptionWarmUp::run);
+        if (thread == null) thread = Threads.start("warm-up", AesGcmWarmUp::run);
     }
 
     /**
@@ -42,7 +42,7 @@ public final class DecryptionWarmUp {
     /** Starts it if needed and waits for it to finish. */
     public static void await() {
         Thread t;
-        synchronized (DecryptionWarmUp.class) {
+        synchronized (AesGcmWarmUp.class) {
             start();
             t = thread;
         }
