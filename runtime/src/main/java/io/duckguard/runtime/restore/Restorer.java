@@ -488,13 +488,16 @@ public final class Restorer {
                 replayNanos / 1e9, (System.nanoTime() - t - replayNanos) / 1e9));
     }
 
+    /**
+     * The WAL DuckDB is to replay, beside the scratch file. Not synced: a crash leaves the whole scratch directory to
+     * be removed, and DuckDB reads it from the page cache; the checkpoint that follows makes the file durable.
+     */
     private static void writeFile(Path f, byte[] data) throws IOException {
         try (FileChannel ch = FileChannel.open(f, StandardOpenOption.CREATE, StandardOpenOption.TRUNCATE_EXISTING,
                 StandardOpenOption.WRITE)) {
             ByteBuffer b = ByteBuffer.wrap(data);
             long pos = 0;
             while (b.hasRemaining()) pos += ch.write(b, pos);
-            ch.force(true);
         }
     }
 
