@@ -160,7 +160,7 @@ class AgentBehaviourTest {
                 .agent(AgentRuns.options(dir.resolve("repo"), dir.resolve("key"), "mode=async,checkpoint.interval=1h"))
                 .jvmArgs("-Dcom.sun.management.jmxremote.port=" + port, "-Dcom.sun.management.jmxremote.authenticate=false",
                         "-Dcom.sun.management.jmxremote.ssl=false", "-Dcom.sun.management.jmxremote.host=127.0.0.1",
-                        "-Djava.rmi.server.hostname=127.0.0.1")
+                        "-Djava.rmi.server.hostname=127.0.0.1", AgentRuns.AWAIT_NATIVE_AES_GCM)
                 .mainClass(TradingApp.class.getName())
                 .args("--db", dir.resolve("trade_data.duckdb").toString(), "--threads", "2", "--seconds", "60",
                         "--big-txn-rows", "0")
@@ -200,6 +200,10 @@ class AgentBehaviourTest {
                 String pass = awaitDrill(c, db, "");
                 assertTrue(pass.startsWith("PASS "), pass);
                 assertEquals(pass.split(" ")[1], c.getAttribute(db, "LastVerifiedRestorableCommit"));
+                // The drill's restore waited for the AES-GCM warm-up (as a large one does): inside the app that must
+                // never load the CLI's native AES-GCM (invariant 7: the agent does not load native code of its own).
+                String maps = Files.readString(Path.of("/proc", Long.toString(app.pid()), "maps"));
+                assertFalse(maps.contains("Corretto"), "the native AES-GCM was loaded into the app");
                 Path pack;
                 try (Stream<Path> s = Files.walk(dir.resolve("repo").resolve("packs"))) {
                     pack = s.filter(Files::isRegularFile).max(java.util.Comparator.comparingLong(p -> p.toFile().length())).orElseThrow();
