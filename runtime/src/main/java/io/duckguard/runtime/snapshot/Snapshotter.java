@@ -57,6 +57,8 @@ public final class Snapshotter {
         byte[] headerBefore = headerSha(db);
         long iteration = headerIteration(db);
         long size = db.size();
+        DuckDbBlockMap map = blockMap(db, epoch);
+        SkipPlan plan = SkipPlan.of(SkipPlan.LAST_READ.get(db), previous, map);
         Map<String, BlockRef> known = new ConcurrentHashMap<>(); // read by workers, written by this thread
         if (previous != null) for (BlockRef b : previous.chunks()) known.put(Bytes.hex(b.id()), b);
         ObjectCodec codec = repo.codec();
@@ -65,6 +67,10 @@ public final class Snapshotter {
         for (int i = 0; Manifest.chunkOffset(i) < size; i++) count++;
         BlockRef[] refs = new BlockRef[count];
         byte[][] fingerprints = new byte[count][];
+        long[] blockChecksums = new long[count];
+        java.util.concurrent.atomic.AtomicInteger notRead = new java.util.concurrent.atomic.AtomicInteger();
+        java.util.concurrent.atomic.AtomicInteger caught = new java.util.concurrent.atomic.AtomicInteger();
+        java.util.concurrent.atomic.AtomicInteger missed = new java.util.concurrent.atomic.AtomicInteger();
         long added = 0;
         int newChunks = 0;
         // Pipeline: WORKERS threads take chunk indexes in turn, read the chunk (positional reads on the held
@@ -87,8 +93,27 @@ public final class Snapshotter {
                         long off = Manifest.chunkOffset(i);
                         int len = (int) Math.min(i == 0 ? Manifest.HEADER_BYTES : Manifest.CHUNK, size - off);
                         BlockRef before = previous != null && i < previous.chunks().size() ? previous.chunks().get(i) : null;
+                        boolean skippable = plan != null && plan.skippable(i, len);
+                        if (skippable && !plan.audit()) {
+                            long sum = blockChecksum(db, off);
+                            blockChecksums[i] = sum;
+                            if (sum == plan.blockChecksum(i)) {
+                                refs[i] = before;
+                                fingerprints[i] = previous.fingerprint(i);
+                                notRead.incrementAndGet();
+                                CHUNKS_NOT_READ.increment();
+                                continue;
+                            }
+                            caught.incrementAndGet(); // outside DuckDB's map, yet changed: read it
+                            CHUNKS_CAUGHT_BY_CHECKSUM.increment();
+                        }
                         Chunk c = chunk(i, db, off, len, codec, fingerprint, packs.sealingKey(), known, before,
                                 before == null ? null : previous.fingerprint(i));
+                        if (i > 0) blockChecksums[i] = c.blockChecksum;
+                        if (skippable && plan.audit() && c.unchanged == null && c.blockChecksum == plan.blockChecksum(i)
+                                && !Arrays.equals(c.id, before.id())) {
+                            missed.incrementAndGet();
+                        }
                         fingerprints[i] = c.fingerprint;
                         if (c.unchanged != null) refs[i] = c.unchanged;
                         else changed.put(c);
@@ -135,9 +160,35 @@ public final class Snapshotter {
         List<BlockRef> chunks = Arrays.asList(refs);
         Manifest m = new Manifest(epoch, System.currentTimeMillis(), size, fileSha.digest(), headerBefore, iteration,
                 duckdbVersion, reason, chunks, -1, Arrays.asList(fingerprints));
-        Log.info(String.format("snapshot %d (%s): %d chunks, %d unchanged by fingerprint, %d new, %.1f MB added, %d ms",
-                epoch, reason, chunks.size(), unchanged, newChunks, added / 1e6, (System.nanoTime() - t0) / 1_000_000));
+        SkipPlan.remember(db, m, map, blockChecksums, plan, caught.get(), missed.get());
+        Log.info(String.format("snapshot %d (%s): %d chunks, %d unchanged (%d of them not read: DuckDB's block map), %d new,"
+                        + " %.1f MB added, %d ms", epoch, reason, chunks.size(), unchanged, notRead.get(), newChunks,
+                added / 1e6, (System.nanoTime() - t0) / 1_000_000));
         return m;
+    }
+
+    /** Chunks this JVM's snapshots skipped by {@link SkipPlan}: for tests and the benchmark. */
+    static final java.util.concurrent.atomic.LongAdder CHUNKS_NOT_READ = new java.util.concurrent.atomic.LongAdder();
+    /** Chunks outside DuckDB's block map whose DuckDB checksum had changed (read after all): for tests. */
+    static final java.util.concurrent.atomic.LongAdder CHUNKS_CAUGHT_BY_CHECKSUM = new java.util.concurrent.atomic.LongAdder();
+
+    /** The file's block map, or null (logged) when it has none: then every chunk is read. */
+    private static DuckDbBlockMap blockMap(FileChannel db, long epoch) throws IOException {
+        try {
+            return DuckDbBlockMap.read(db);
+        } catch (DuckDbBlockMap.Unmapped e) {
+            Log.debug("snapshot " + epoch + ": no DuckDB block map (" + e.getMessage() + "); reading every block");
+            return null;
+        }
+    }
+
+    private static final ThreadLocal<ByteBuffer> CHECKSUM_BUFFER = ThreadLocal.withInitial(() -> ByteBuffer.allocateDirect(8));
+
+    /** DuckDB's checksum of the block at {@code off}: its first 8 bytes, read as {@link #chunk} reads them. */
+    private static long blockChecksum(FileChannel db, long off) throws IOException {
+        ByteBuffer b = CHECKSUM_BUFFER.get().clear();
+        readFully(db, b, off);
+        return b.getLong(0);
     }
 
     /** A pack this snapshot references less than this share of is sparse: its chunks are stored anew. */
@@ -235,7 +286,7 @@ public final class Snapshotter {
      * otherwise its content id, and its sealed bytes unless a block with that id is known.
      */
     private record Chunk(int index, BlockRef unchanged, byte[] id, String hexId, byte[] sealed, int plainLength,
-                         byte[] fingerprint) {}
+                         byte[] fingerprint, long blockChecksum) {}
 
     /**
      * Per worker thread: the buffer a chunk is read into. Direct, so a read is one copy (a heap buffer costs two:
@@ -263,8 +314,9 @@ public final class Snapshotter {
         readFully(db, buf, off);
         io.duckguard.runtime.util.FaultInjection.snapshotChunk();
         byte[] fp = fingerprint.of(buf, len);
+        long blockChecksum = len >= 8 ? buf.getLong(0) : 0;
         if (fp != null && beforeFp != null && before.plainLength() == len && Arrays.equals(fp, beforeFp)) {
-            return new Chunk(index, before, null, null, null, len, fp);
+            return new Chunk(index, before, null, null, null, len, fp, blockChecksum);
         }
         byte[] data = COPY_BUFFER.get(); // the hash and the codec want an array; sealing copies what it keeps
         if (data.length < len) COPY_BUFFER.set(data = new byte[len]);
@@ -272,7 +324,7 @@ public final class Snapshotter {
         byte[] id = codec.contentId(data, 0, len);
         String hex = Bytes.hex(id);
         byte[] sealed = known.containsKey(hex) ? null : codec.seal(key, data, 0, len, "block:" + hex, BLOCK_ZSTD_LEVEL);
-        return new Chunk(index, null, id, hex, sealed, len, fp);
+        return new Chunk(index, null, id, hex, sealed, len, fp, blockChecksum);
     }
 
     private static boolean allDone(List<Future<?>> fs) {
