@@ -29,8 +29,8 @@ import java.util.regex.Pattern;
  * 1 in sync mode). Needs strace (Debian's) and ptrace, see {@link #available}.
  */
 public final class FsyncTrace {
-    private static final String CALLS = "write,pwrite64,pwritev,writev,fsync,fdatasync,rename,renameat,renameat2,mkdir,"
-            + "mkdirat,openat";
+    private static final String CALLS = "write,pwrite64,pwritev,writev,ftruncate,fsync,fdatasync,rename,renameat,"
+            + "renameat2,mkdir,mkdirat,openat";
 
     private FsyncTrace() {}
 
@@ -169,7 +169,7 @@ public final class FsyncTrace {
         for (Call c : calls) {
             if (c.ret() < 0) continue;
             switch (c.name()) {
-                case "write", "pwrite64", "pwritev", "writev" -> {
+                case "write", "pwrite64", "pwritev", "writev", "ftruncate" -> { // a truncation changes the file too
                     String p = fdPath(c.args());
                     if (p != null) writes.computeIfAbsent(p, k -> new ArrayList<>()).add(c.end());
                 }

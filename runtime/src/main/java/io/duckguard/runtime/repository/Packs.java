@@ -147,6 +147,70 @@ public final class Packs {
         return syncThread;
     }
 
+    /** Whether pack writes may bypass the page cache (O_DIRECT); {@code -Dduckguard.pack-direct-io=false} turns it off. */
+    static final boolean DIRECT_WRITES = !"false".equals(System.getProperty("duckguard.pack-direct-io"));
+    /** O_DIRECT writes go out in pieces of this size (a multiple of any file system block size in use). */
+    static final int STAGE_BYTES = 2 << 20;
+
+    /**
+     * The file of one pack being written, by the single writer thread. With O_DIRECT (where the file system and JDK
+     * allow it) bytes are gathered in an aligned buffer and written in {@link #STAGE_BYTES} pieces; the last piece is
+     * padded to the block size and the file then cut to its real length. Why: a pack is written once and read only by
+     * a restore or verify, so passing it through the page cache costs CPU for nothing (a copy and a page allocation
+     * per 4 KiB; measured in a VM whose free memory returns to the host: 0.20 s for 116 MB instead of 0.04 s) and
+     * evicts pages the application uses. Durability is unchanged: the pack is fsynced before it is renamed.
+     */
+    private static final class PackOutput {
+        final FileChannel channel;
+        private final ByteBuffer stage; // null: buffered writes
+        private final int align;
+        private long flushed; // bytes of the file written (a multiple of align while direct)
+
+        PackOutput(FileChannel channel, ByteBuffer stage, int align) {
+            this.channel = channel;
+            this.stage = stage;
+            this.align = align;
+        }
+
+        boolean direct() {
+            return stage != null;
+        }
+
+        void append(byte[] bytes) throws IOException {
+            if (stage == null) {
+                ByteBuffer b = ByteBuffer.wrap(bytes);
+                while (b.hasRemaining()) flushed += channel.write(b, flushed);
+                return;
+            }
+            int at = 0;
+            while (at < bytes.length) {
+                int n = Math.min(stage.remaining(), bytes.length - at);
+                stage.put(bytes, at, n);
+                at += n;
+                if (!stage.hasRemaining()) writeStage(stage.capacity());
+            }
+        }
+
+        private void writeStage(int length) throws IOException {
+            stage.flip().limit(length);
+            long pos = flushed;
+            while (stage.hasRemaining()) pos += channel.write(stage, pos);
+            flushed = pos;
+            stage.clear();
+        }
+
+        /** Writes what is staged (padded) and cuts the file to its length; the caller then forces and closes it. */
+        void complete() throws IOException {
+            if (stage == null || stage.position() == 0) return;
+            long size = flushed + stage.position();
+            int padded = (stage.position() + align - 1) / align * align;
+            while (stage.position() < padded) stage.put((byte) 0);
+            writeStage(padded);
+            channel.truncate(size);
+            flushed = size;
+        }
+    }
+
     /**
      * Writes new packs for one snapshot. Single-threaded (callers serialize {@link #add}). Nothing it writes is
      * referenced until {@link #finish} has made every pack durable under its final name; a crash before that
@@ -160,7 +224,7 @@ public final class Packs {
         private final List<Path[]> written = new ArrayList<>(); // {tmp, final}
         private final List<String> writtenKeys = new ArrayList<>(); // key records of packs not yet finished
         private final Map<String, DataKey> handedOut = new ConcurrentHashMap<>();
-        private FileChannel current;
+        private PackOutput current;
         private String currentName;
         private DataKey currentKey;
         private String nextName;
@@ -171,6 +235,11 @@ public final class Packs {
         private final List<java.util.concurrent.Future<?>> syncs = new ArrayList<>();
         private static final long WRITEBACK_BYTES = 16L << 20;
         private long writebackAt;
+        /** O_DIRECT staging, kept across this writer's packs; null until a pack is opened with O_DIRECT. */
+        private ByteBuffer stage;
+        /** Cleared when O_DIRECT is refused here (file system, JDK): later packs are written through the cache. */
+        private boolean tryDirect = DIRECT_WRITES;
+        private int align;
 
         public Writer(Repository repo) throws IOException {
             this.repo = repo;
@@ -202,14 +271,14 @@ public final class Packs {
                 }
             }
             long off = currentSize;
-            ByteBuffer b = ByteBuffer.wrap(sealed);
-            while (b.hasRemaining()) currentSize += current.write(b);
+            current.append(sealed);
+            currentSize += sealed.length;
             bytesWritten += sealed.length;
-            if (currentSize - writebackAt >= WRITEBACK_BYTES) {
+            if (!current.direct() && currentSize - writebackAt >= WRITEBACK_BYTES) {
                 // Start writing the pack to disk while it fills (Java has no sync_file_range; an fdatasync on the
                 // sync thread does it), so the fsync that makes it durable finds little left to do.
                 writebackAt = currentSize;
-                FileChannel ch = current;
+                FileChannel ch = current.channel;
                 syncs.add(syncThread().submit(() -> {
                     if (ch.isOpen()) ch.force(false);
                     return null;
@@ -233,6 +302,16 @@ public final class Packs {
             return pack.equals(currentName);
         }
 
+        /** For tests: write through the page cache, as where O_DIRECT is refused. */
+        void writeThroughPageCache() {
+            tryDirect = false;
+        }
+
+        /** Whether the pack being written bypasses the page cache. */
+        boolean writingDirect() {
+            return current != null && current.direct();
+        }
+
         public long bytesWritten() {
             return bytesWritten;
         }
@@ -247,7 +326,7 @@ public final class Packs {
             repo.storePackKey(currentKey, currentName);
             if (currentKey != null) writtenKeys.add(currentKey.id());
             Path tmp = fin.resolveSibling(currentName + AtomicFiles.TMP_MARK + "pack");
-            current = FileChannel.open(tmp, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE);
+            current = openPack(tmp);
             currentSize = 0;
             writebackAt = 0;
             written.add(new Path[] {tmp, fin});
@@ -259,9 +338,10 @@ public final class Packs {
          * Hands the full pack to the sync thread: its fsync overlaps the hashing and sealing of the next blocks
          * instead of stalling the pipeline (~50 ms per 64 MB pack here). {@link #finish} waits for all of them.
          */
-        private void closeCurrent() {
+        private void closeCurrent() throws IOException {
             if (current != null) {
-                FileChannel ch = current;
+                current.complete();
+                FileChannel ch = current.channel;
                 current = null;
                 syncs.add(syncThread().submit(() -> {
                     try (ch) {
@@ -270,6 +350,26 @@ public final class Packs {
                     return null;
                 }));
             }
+        }
+
+        private PackOutput openPack(Path tmp) throws IOException {
+            if (tryDirect) {
+                try {
+                    if (align == 0) align = (int) Files.getFileStore(tmp.getParent()).getBlockSize();
+                    if (Integer.bitCount(align) != 1 || STAGE_BYTES % align != 0) throw new IOException("block size " + align);
+                    FileChannel ch = FileChannel.open(tmp, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE,
+                            com.sun.nio.file.ExtendedOpenOption.DIRECT);
+                    if (stage == null || stage.capacity() != STAGE_BYTES || stage.alignmentOffset(0, align) != 0) {
+                        stage = ByteBuffer.allocateDirect(STAGE_BYTES + align).alignedSlice(align);
+                    }
+                    return new PackOutput(ch, stage.clear(), align);
+                } catch (IOException | UnsupportedOperationException | LinkageError e) {
+                    tryDirect = false;
+                    Files.deleteIfExists(tmp);
+                    io.duckguard.runtime.util.Log.debug("packs: O_DIRECT refused here (" + e + "); writing through the page cache");
+                }
+            }
+            return new PackOutput(FileChannel.open(tmp, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE), null, 0);
         }
 
         private void awaitSyncs() throws IOException {
@@ -301,7 +401,7 @@ public final class Packs {
 
         @Override
         public void close() throws IOException {
-            if (current != null) current.close();
+            if (current != null) current.channel.close();
             current = null;
             try {
                 awaitSyncs(); // their channels are closed before the files go

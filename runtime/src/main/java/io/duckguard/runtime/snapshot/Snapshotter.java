@@ -169,6 +169,10 @@ public final class Snapshotter {
 
     /** Chunks this JVM's snapshots skipped by {@link SkipPlan}: for tests and the benchmark. */
     static final java.util.concurrent.atomic.LongAdder CHUNKS_NOT_READ = new java.util.concurrent.atomic.LongAdder();
+    public static long chunksNotRead() {
+        return CHUNKS_NOT_READ.sum();
+    }
+
     /** Chunks outside DuckDB's block map whose DuckDB checksum had changed (read after all): for tests. */
     static final java.util.concurrent.atomic.LongAdder CHUNKS_CAUGHT_BY_CHECKSUM = new java.util.concurrent.atomic.LongAdder();
 
