@@ -359,8 +359,18 @@ public final class Packs {
                     if (Integer.bitCount(align) != 1 || STAGE_BYTES % align != 0) throw new IOException("block size " + align);
                     FileChannel ch = FileChannel.open(tmp, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE,
                             com.sun.nio.file.ExtendedOpenOption.DIRECT);
-                    if (stage == null || stage.capacity() != STAGE_BYTES || stage.alignmentOffset(0, align) != 0) {
-                        stage = ByteBuffer.allocateDirect(STAGE_BYTES + align).alignedSlice(align);
+                    try {
+                        if (stage == null || stage.capacity() != STAGE_BYTES || stage.alignmentOffset(0, align) != 0) {
+                            stage = ByteBuffer.allocateDirect(STAGE_BYTES + align).alignedSlice(align);
+                        }
+                        // Some file systems accept O_DIRECT at open and refuse the writes (EINVAL): try one now,
+                        // rather than fail every snapshot halfway through a pack.
+                        stage.clear().limit(align);
+                        while (stage.hasRemaining()) ch.write(stage, stage.position());
+                        ch.truncate(0);
+                    } catch (IOException | RuntimeException e) {
+                        ch.close();
+                        throw e;
                     }
                     return new PackOutput(ch, stage.clear(), align);
                 } catch (IOException | UnsupportedOperationException | LinkageError e) {
