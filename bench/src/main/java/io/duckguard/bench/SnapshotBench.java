@@ -503,6 +503,7 @@ public final class SnapshotBench {
         for (int r = 0; r <= s.runs(); r++) { // run 0 warms this JVM up and is not counted
             Path out = outDir.resolve("warm-" + r + ".duckdb");
             Repository repo = Repository.open(dgRepos.get(0), key);
+            cacheTree(dgRepos.get(0));
             sync();
             long t0 = System.nanoTime();
             new io.duckguard.runtime.restore.Restorer(repo.database(DB), msg -> { })
@@ -520,6 +521,7 @@ public final class SnapshotBench {
         for (int r = 1; r <= dgRepos.size(); r++) {
             Path rp = dgRepos.get(r - 1);
             Path out = outDir.resolve("dg-" + r + ".duckdb");
+            cacheTree(rp);
             sync();
             Proc p = must("dg-restore", run, Map.of(), javaExe.toString(), "-jar", agentJar.toString(), "restore",
                     "--repository", rp.toString(), "--key-file", keyFile.toString(), "--to", "snapshot:2",
@@ -887,6 +889,7 @@ public final class SnapshotBench {
         Pattern replayed = Pattern.compile("epoch (\\d+), (\\d+) commits replayed");
         for (int r = 1; r <= s.runs(); r++) {
             Path out = outDir.resolve("pitr-" + r + ".duckdb");
+            cacheTree(repoDir);
             sync();
             Proc p = must("pitr-restore", run, Map.of(), javaExe.toString(), "-jar", agentJar.toString(), "restore",
                     "--repository", repoDir.toString(), "--key-file", keyFile.toString(), "--to",
@@ -1348,6 +1351,24 @@ public final class SnapshotBench {
         if (!Files.exists(dir)) return 0;
         try (Stream<Path> w = Files.walk(dir)) {
             return w.filter(Files::isRegularFile).mapToLong(p -> p.toFile().length()).sum();
+        }
+    }
+
+    /**
+     * Reads every file under {@code dir} once, so that a restore from it starts from the page cache like every peer's
+     * restore here does (their repositories were just written through the cache). duckguard writes packs with
+     * O_DIRECT, so without this its repository would be the only cold one.
+     */
+    static void cacheTree(Path dir) throws IOException {
+        ByteBuffer buf = ByteBuffer.allocateDirect(1 << 20);
+        try (Stream<Path> w = Files.walk(dir)) {
+            for (Path p : w.filter(Files::isRegularFile).toList()) {
+                try (FileChannel ch = FileChannel.open(p, StandardOpenOption.READ)) {
+                    while (ch.read(buf.clear()) > 0) {
+                        // read only to load the page cache
+                    }
+                }
+            }
         }
     }
 
