@@ -94,6 +94,16 @@ class DuckDbBlockMapTest {
         DuckDbBlockMap.Unmapped e = assertThrows(DuckDbBlockMap.Unmapped.class, () -> map(bad));
         assertTrue(e.getMessage().contains("checksum"), e.getMessage());
 
+        // Another block size: the 256 KiB chunks no longer are DuckDB's blocks, so there is no map (every chunk is read).
+        Path small = dir.resolve("small.duckdb");
+        try (Connection c = DriverManager.getConnection("jdbc:duckdb:"); Statement s = c.createStatement()) {
+            s.execute("ATTACH '" + small + "' AS small (BLOCK_SIZE 16384)");
+            s.execute("CREATE TABLE small.t AS SELECT range AS id FROM range(20000)");
+            s.execute("DETACH small");
+        }
+        DuckDbBlockMap.Unmapped sized = assertThrows(DuckDbBlockMap.Unmapped.class, () -> map(small));
+        assertTrue(sized.getMessage().contains("block size 16384"), sized.getMessage());
+
         Path notDuck = dir.resolve("x.duckdb");
         Files.write(notDuck, new byte[20000]);
         assertThrows(DuckDbBlockMap.Unmapped.class, () -> map(notDuck));
