@@ -81,8 +81,16 @@ class SnapshotterTest {
     void incrementalStoresExactlyTheChangedBlocksAndRestoresTheNewFile() throws Exception {
         Repository repo = Repository.create(dir.resolve("repo"), MasterKey.generate());
         Path f = file(24);
-        Manifest m1 = snapshot(repo, f, 1, null);
+        Manifest first = snapshot(repo, f, 1, null);
+        assertRestoresTo(repo, first, f);
+        for (int i = 0; i < first.chunks().size(); i++) assertNull(first.fingerprint(i), "a first snapshot records none");
+        // The next snapshot that reads every block (no skip plan: another channel) hashes them once, stores nothing
+        // new, and records their fingerprints.
+        long packBytes = treeSize(repo.packsDir());
+        Manifest m1 = snapshot(repo, f, 2, first);
         assertRestoresTo(repo, m1, f);
+        assertEquals(packBytes, treeSize(repo.packsDir()));
+        assertArrayEquals(first.fileSha256(), m1.fileSha256());
         assertEquals(m1.chunks().size(), m1.fingerprints().size());
         for (int i = 0; i < m1.chunks().size(); i++) assertNotNull(m1.fingerprint(i));
 
@@ -102,7 +110,7 @@ class SnapshotterTest {
         random.nextBytes(tail);
         change(f, Files.size(f), tail);
 
-        Manifest m2 = snapshot(repo, f, 2, m1);
+        Manifest m2 = snapshot(repo, f, 3, m1);
         assertRestoresTo(repo, m2, f);
         assertEquals(m1.chunks().size() + 2, m2.chunks().size());
         for (int i = 0; i < m1.chunks().size(); i++) {
@@ -115,11 +123,12 @@ class SnapshotterTest {
         }
 
         // The same file from scratch (no previous): the same ids, hence the same file identity.
-        Manifest fresh = snapshot(repo, f, 3, null);
+        Manifest fresh = snapshot(repo, f, 4, null);
         assertArrayEquals(fresh.fileSha256(), m2.fileSha256());
+        Manifest again = snapshot(repo, f, 5, fresh);
         for (int i = 0; i < fresh.chunks().size(); i++) {
             assertArrayEquals(fresh.chunks().get(i).id(), m2.chunks().get(i).id());
-            assertArrayEquals(fresh.fingerprint(i), m2.fingerprint(i));
+            assertArrayEquals(again.fingerprint(i), m2.fingerprint(i), "fingerprints depend on content and key only");
         }
     }
 
@@ -138,7 +147,7 @@ class SnapshotterTest {
 
         // Half the blocks rewritten: the old pack(s) are still half in use; kept as they are.
         for (int b = 1; b <= 20; b++) change(f, Manifest.chunkOffset(b), randomBlock());
-        Manifest m2 = snapshot(repo, f, 2, m1);
+        Manifest m2 = snapshot(repo, f, 3, m1);
         assertRestoresTo(repo, m2, f);
         int stillOld = 0;
         for (int i = 21; i < m2.chunks().size(); i++) {
@@ -195,7 +204,8 @@ class SnapshotterTest {
     void fingerprintsSurviveTheManifestsRoundTripThroughTheRepository() throws Exception {
         Repository repo = Repository.create(dir.resolve("repo"), MasterKey.generate());
         Path f = file(6);
-        Manifest m = snapshot(repo, f, 1, null);
+        Manifest m = snapshot(repo, f, 1, snapshot(repo, f, 0, null)); // a second snapshot: it records fingerprints
+        assertNotNull(m.fingerprint(2));
         repo.database("db.duckdb").writeManifest(m);
         Manifest back = repo.database("db.duckdb").readManifest(1);
         assertEquals(m.fingerprints().size(), back.fingerprints().size());
