@@ -24,6 +24,8 @@ import java.util.concurrent.Future;
 /**
  * Takes snapshot n: reads the database file through the channel duckguard holds on it (never a new descriptor:
  * invariant 4), chunk by chunk on DuckDB's block grid, and stores only chunks the previous snapshot does not have.
+ * Chunks that DuckDB cannot have written since the previous snapshot through the same channel are not even read
+ * ({@link SkipPlan}, from the file's {@link DuckDbBlockMap}).
  * The file must not change meanwhile: between checkpoints DuckDB writes only to the WAL (with the agent's
  * settings), and the caller never overlaps a checkpoint it drives. A checkpoint it did not drive is caught by
  * comparing the header area before and after: then {@link ConcurrentCheckpointException}.
@@ -77,8 +79,9 @@ public final class Snapshotter {
         java.util.concurrent.atomic.AtomicInteger missed = new java.util.concurrent.atomic.AtomicInteger();
         long added = 0;
         int newChunks = 0;
-        // Pipeline: WORKERS threads take chunk indexes in turn, read the chunk (positional reads on the held
-        // channel), and keep the previous snapshot's block where the fingerprint says the chunk is unchanged; the
+        // Pipeline: WORKERS threads take chunk indexes in turn, keep the previous snapshot's block where the skip plan
+        // allows (after reading only DuckDB's 8-byte block checksum), else read the chunk (positional reads on the
+        // held channel) and keep the previous snapshot's block where the fingerprint says it is unchanged; the
         // rest they hash and seal and queue for this thread, the only writer of packs. Nothing waits on order, and
         // only changed chunks hold memory (at most QUEUE of them).
         ExecutorService pool = workers();
@@ -171,8 +174,9 @@ public final class Snapshotter {
         return m;
     }
 
-    /** Chunks this JVM's snapshots skipped by {@link SkipPlan}: for tests and the benchmark. */
     static final java.util.concurrent.atomic.LongAdder CHUNKS_NOT_READ = new java.util.concurrent.atomic.LongAdder();
+
+    /** Chunks this JVM's snapshots skipped by {@link SkipPlan}: for tests and the benchmark. */
     public static long chunksNotRead() {
         return CHUNKS_NOT_READ.sum();
     }
