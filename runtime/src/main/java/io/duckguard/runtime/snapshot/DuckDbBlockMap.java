@@ -96,7 +96,7 @@ public final class DuckDbBlockMap {
         long[] active = null;
         for (int at : new int[] {4096, 8192}) {
             if (head.getLong(at) != checksum(head, at + 8, 4096 - 8)) continue;
-            long[] h = new long[6]; // iteration, meta_block, free_list, block_count, block_alloc_size
+            long[] h = new long[5]; // iteration, meta_block, free_list, block_count, block_alloc_size
             for (int f = 0; f < 5; f++) h[f] = head.getLong(at + 8 + 8 * f);
             if (active == null || h[0] > active[0]) active = h;
         }
@@ -122,17 +122,18 @@ public final class DuckDbBlockMap {
             in.skip(4);
         }
         long metadata = in.count(blockCount);
-        int[] metadataBlocks = new int[(int) metadata];
+        BitSet metadataBlocks = new BitSet();
         for (int i = 0; i < metadata; i++) {
-            writable.set(metadataBlocks[i] = in.block());
+            metadataBlocks.set(in.block());
             in.skip(8);
         }
         // Their checksums prove the layout read above (block header size, sub-block size), and the chain itself
         // must lie in them: else this is not the free list DuckDB wrote.
-        for (int b : metadataBlocks) in.checkBlock(b);
+        for (int b = metadataBlocks.nextSetBit(0); b >= 0; b = metadataBlocks.nextSetBit(b + 1)) in.checkBlock(b);
         for (int b : in.chainBlocks) {
-            if (!writable.get(b)) throw new Unmapped("the free list lies in block " + b + ", which is not a metadata block");
+            if (!metadataBlocks.get(b)) throw new Unmapped("the free list lies in block " + b + ", which is not a metadata block");
         }
+        writable.or(metadataBlocks);
         return new DuckDbBlockMap(iteration, blockCount, writable, (int) free, (int) metadata);
     }
 
