@@ -67,9 +67,10 @@ record SkipPlan(LastRead last, boolean audit) {
         if (missed > 0) {
             trusted = false;
             Log.warn("snapshot " + m.epoch() + ": " + missed + " DuckDB blocks changed outside DuckDB's free list and"
-                    + " kept their checksum; this snapshot read them, but incremental snapshots of this file now read"
-                    + " every block. Snapshots since the one " + AUDIT_EVERY + " before this may hold stale blocks: run"
-                    + " `verify` and restore drills on them, and report this with the DuckDB version");
+                    + " kept their checksum. This snapshot read every block and is right, and snapshots of this file now"
+                    + " always do; but the up to " + (AUDIT_EVERY - 1) + " snapshots before it, since the last full read,"
+                    + " may hold stale copies of those blocks: prefer restore points from snapshot " + m.epoch()
+                    + " on, and report this with the DuckDB version");
         }
         if (caught > 0) {
             Log.info("snapshot " + m.epoch() + ": " + caught + " blocks outside DuckDB's free list had changed; read");
