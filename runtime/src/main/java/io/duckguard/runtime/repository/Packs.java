@@ -151,6 +151,12 @@ public final class Packs {
     static final boolean DIRECT_WRITES = !"false".equals(System.getProperty("duckguard.pack-direct-io"));
     /** O_DIRECT writes go out in pieces of this size (a multiple of any file system block size in use). */
     static final int STAGE_BYTES = 2 << 20;
+    /**
+     * The O_DIRECT staging buffer of each thread that writes packs (a database's snapshot thread, the CLI's main
+     * thread), kept for the thread's life: allocated per snapshot, it would be direct memory in the host's budget
+     * that only a GC gives back.
+     */
+    private static final ThreadLocal<ByteBuffer> STAGE = new ThreadLocal<>();
 
     /**
      * The file of one pack being written, by the single writer thread. With O_DIRECT (where the file system and JDK
@@ -235,8 +241,6 @@ public final class Packs {
         private final List<java.util.concurrent.Future<?>> syncs = new ArrayList<>();
         private static final long WRITEBACK_BYTES = 16L << 20;
         private long writebackAt;
-        /** O_DIRECT staging, kept across this writer's packs; null until a pack is opened with O_DIRECT. */
-        private ByteBuffer stage;
         /** Cleared when O_DIRECT is refused here (file system, JDK): later packs are written through the cache. */
         private boolean tryDirect = DIRECT_WRITES;
         private int align;
@@ -360,8 +364,9 @@ public final class Packs {
                     FileChannel ch = FileChannel.open(tmp, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE,
                             com.sun.nio.file.ExtendedOpenOption.DIRECT);
                     try {
-                        if (stage == null || stage.capacity() != STAGE_BYTES || stage.alignmentOffset(0, align) != 0) {
-                            stage = ByteBuffer.allocateDirect(STAGE_BYTES + align).alignedSlice(align);
+                        ByteBuffer stage = STAGE.get();
+                        if (stage == null || stage.alignmentOffset(0, align) != 0) {
+                            STAGE.set(stage = ByteBuffer.allocateDirect(STAGE_BYTES + align).alignedSlice(align));
                         }
                         // Some file systems accept O_DIRECT at open and refuse the writes (EINVAL): try one now,
                         // rather than fail every snapshot halfway through a pack.
@@ -372,7 +377,7 @@ public final class Packs {
                         ch.close();
                         throw e;
                     }
-                    return new PackOutput(ch, stage.clear(), align);
+                    return new PackOutput(ch, STAGE.get().clear(), align);
                 } catch (IOException | UnsupportedOperationException | LinkageError e) {
                     tryDirect = false;
                     Files.deleteIfExists(tmp);
