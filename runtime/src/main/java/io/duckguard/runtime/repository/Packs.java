@@ -311,6 +311,11 @@ public final class Packs {
             tryDirect = false;
         }
 
+        /** For tests: take this as the file system's block size (one O_DIRECT cannot use makes the open refuse it). */
+        void assumeFileSystemBlockSize(int bytes) {
+            align = bytes;
+        }
+
         /** Whether the pack being written bypasses the page cache. */
         boolean writingDirect() {
             return current != null && current.direct();
