@@ -212,9 +212,7 @@ public final class DuckDbBlockMap {
 
     private static ByteBuffer read(FileChannel db, long off, int len) throws IOException {
         ByteBuffer b = ByteBuffer.allocate(len).order(ByteOrder.LITTLE_ENDIAN);
-        while (b.hasRemaining()) {
-            if (db.read(b, off + b.position()) < 0) throw new java.io.EOFException("the database file ends at " + (off + b.position()));
-        }
+        Snapshotter.readFully(db, b, off);
         return b.clear();
     }
 }

@@ -350,7 +350,8 @@ public final class Snapshotter {
         return b.array();
     }
 
-    private static void readFully(FileChannel ch, ByteBuffer b, long off) throws IOException {
+    /** Fills {@code b} from {@code off} with positional reads (the held channel's position is never moved). */
+    static void readFully(FileChannel ch, ByteBuffer b, long off) throws IOException {
         long p = off;
         while (b.hasRemaining()) {
             int n = ch.read(b, p);
