@@ -470,8 +470,9 @@ public final class Restorer {
                 int transactions = merged.transactions();
                 long replayNanos = replayAndCheckpoint(duckdb, file, mergedWal.length, p,
                         c -> checkRowCounts(c, want, transactions));
-                progress.accept(String.format("replayed %d commits as %d transactions in %.2f s, checkpointed in %.2f s",
-                        merged.commits(), merged.transactions(), replayNanos / 1e9, (System.nanoTime() - t - replayNanos) / 1e9));
+                progress.accept(String.format("replayed %d commits as %d transactions (%d insert entries joined) in %.2f s,"
+                        + " checkpointed in %.2f s", merged.commits(), merged.transactions(), merged.insertsJoined(),
+                        replayNanos / 1e9, (System.nanoTime() - t - replayNanos) / 1e9));
                 return;
             } catch (SQLException | RepositoryException e) {
                 progress.accept("replaying " + merged.commits() + " commits as " + merged.transactions()

@@ -37,4 +37,12 @@ public final class Bytes {
         for (int i = 7; i >= 0; i--) v = (v << 8) | (b[off + i] & 0xffL);
         return v;
     }
+
+    public static int getIntLE(byte[] b, int off) {
+        return (b[off] & 0xff) | (b[off + 1] & 0xff) << 8 | (b[off + 2] & 0xff) << 16 | (b[off + 3] & 0xff) << 24;
+    }
+
+    public static void putLongLE(byte[] b, int off, long v) {
+        for (int i = 0; i < 8; i++) b[off + i] = (byte) (v >>> (8 * i));
+    }
 }

@@ -2,6 +2,7 @@ package io.duckguard.runtime.wal;
 
 import io.duckguard.runtime.util.Bytes;
 import java.io.ByteArrayOutputStream;
+import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.HashSet;
 import java.util.Map;
@@ -46,7 +47,7 @@ public final class WalMerger {
      * replays the original WAL, because the row counts are how it checks that DuckDB replayed a merged WAL to
      * its end (DuckDB 1.5.6 stops replaying silently at an error inside a transaction, keeping the earlier ones).
      */
-    public record Merged(byte[] wal, int transactions, int commits, Map<String, Long> rowDelta) {}
+    public record Merged(byte[] wal, int transactions, int commits, Map<String, Long> rowDelta, int insertsJoined) {}
 
     /**
      * @param wal {@code wal[0, len)}: a whole WAL from its header, ending exactly at a commit boundary (its framing
@@ -62,6 +63,7 @@ public final class WalMerger {
         if (header < 0) throw new WalScanner.WalFormatException("incomplete WAL header");
         ByteArrayOutputStream out = new ByteArrayOutputStream(len);
         out.write(wal, 0, header);
+        RunWriter run = new RunWriter(out);
         int transactions = 0;
         int commits = 0;
         boolean runOpen = false; // commits written since the last WAL_FLUSH written
@@ -119,19 +121,19 @@ public final class WalMerger {
                 if (e.getValue() != UNKNOWN_ROW) rowsSeen.merge(e.getKey(), e.getValue() + 1, Math::max);
             }
             if (runOpen && !joins) {
-                out.write(wal, flushStart, flushEnd - flushStart);
+                run.close(wal, flushStart, flushEnd);
                 transactions++;
                 runOpen = false;
                 runInserted.clear();
             }
-            out.write(wal, commitStart, p - commitStart);
             if (commitMergeable) {
+                run.add(wal, commitStart, p);
                 runOpen = true;
                 runInserted.addAll(commitInserted);
                 flushStart = p;
                 flushEnd = end;
             } else {
-                out.write(wal, p, end - p); // replays alone
+                out.write(wal, commitStart, end - commitStart); // replays alone
                 transactions++;
             }
             p = end;
@@ -143,10 +145,85 @@ public final class WalMerger {
         }
         if (commitStart != len) throw new WalScanner.WalFormatException("WAL does not end at a commit boundary");
         if (runOpen) {
-            out.write(wal, flushStart, flushEnd - flushStart);
+            run.close(wal, flushStart, flushEnd);
             transactions++;
         }
-        return new Merged(out.toByteArray(), transactions, commits, rowDelta);
+        return new Merged(out.toByteArray(), transactions, commits, rowDelta, run.insertsJoined);
+    }
+
+    /**
+     * Writes the commits of one run as one transaction: its INSERT_TUPLE entries are held back per table and
+     * written just before the run's WAL_FLUSH, joined into entries of up to 2,048 rows ({@link InsertChunks}); a
+     * USE_TABLE entry is written only before an entry that needs it, and only when it names another table than the
+     * one in effect. Moving a run's inserts after its updates and deletes is what the run's rule already allows: no
+     * update or delete of the run names a row the run inserted, and each table's inserts keep their order (and so
+     * their row ids). An insert entry that cannot be parsed is written in place, after the held ones of its table.
+     */
+    private static final class RunWriter {
+        private final ByteArrayOutputStream out;
+        /** USE_TABLE payload (as ISO-8859-1 text) -> that table's held inserts; in the order first seen. */
+        private final Map<String, Held> held = new java.util.LinkedHashMap<>();
+        private String current; // the USE_TABLE read last in the run's own entries
+        private int currentStart; // ... its entry
+        private int currentEnd;
+        private String written; // the USE_TABLE in effect in what was written, null at a transaction's start
+        int insertsJoined;
+
+        private record Held(byte[] wal, int useStart, int useEnd, java.util.List<InsertChunks.Chunk> chunks) {}
+
+        RunWriter(ByteArrayOutputStream out) {
+            this.out = out;
+        }
+
+        /** The entries {@code [from, to)} of one commit, without its WAL_FLUSH. */
+        void add(byte[] w, int from, int to) throws WalScanner.WalFormatException {
+            int p = from;
+            while (p < to) {
+                int end = p + 16 + (int) Bytes.getLongLE(w, p);
+                int type = WalScanner.entryType(w, p + 16, end);
+                if (type == USE_TABLE) {
+                    current = new String(w, p + 16, end - p - 16, java.nio.charset.StandardCharsets.ISO_8859_1);
+                    currentStart = p;
+                    currentEnd = end;
+                } else if (type == SEQUENCE_VALUE) {
+                    out.write(w, p, end - p);
+                } else {
+                    InsertChunks.Chunk c = type == INSERT_TUPLE && current != null ? InsertChunks.parse(w, p, end) : null;
+                    if (c != null) {
+                        held.computeIfAbsent(current, k -> new Held(w, currentStart, currentEnd, new ArrayList<>())).chunks().add(c);
+                    } else {
+                        if (current != null) {
+                            Held h = type == INSERT_TUPLE ? held.remove(current) : null; // keeps the table's insert order
+                            if (h != null) writeHeld(current, h);
+                            use(current, w, currentStart, currentEnd);
+                        }
+                        out.write(w, p, end - p);
+                    }
+                }
+                p = end;
+            }
+            current = null; // every commit names its tables anew
+        }
+
+        /** Ends the run with {@code [flushStart, flushEnd)}, its last commit's WAL_FLUSH. */
+        void close(byte[] w, int flushStart, int flushEnd) {
+            for (Map.Entry<String, Held> e : held.entrySet()) writeHeld(e.getKey(), e.getValue());
+            held.clear();
+            out.write(w, flushStart, flushEnd - flushStart);
+            written = null;
+        }
+
+        private void writeHeld(String table, Held h) {
+            use(table, h.wal(), h.useStart(), h.useEnd());
+            int entries = InsertChunks.write(h.chunks(), out);
+            insertsJoined += h.chunks().size() - entries;
+        }
+
+        private void use(String table, byte[] w, int start, int end) {
+            if (table.equals(written)) return;
+            out.write(w, start, end - start);
+            written = table;
+        }
     }
 
     /** Stands for a table that could not be told: it conflicts with every table. */

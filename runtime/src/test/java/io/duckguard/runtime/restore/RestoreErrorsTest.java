@@ -454,7 +454,8 @@ class RestoreErrorsTest {
         assertEquals(3, progress.size(), progress.toString());
         assertTrue(progress.get(0).contains("snapshot 2") && progress.get(0).contains("3 commits"), progress.get(0));
         assertTrue(progress.get(1).matches("snapshot 2 materialised: [0-9.]+ MB in [0-9.]+ s; AES-GCM: .+"), progress.get(1));
-        assertTrue(progress.get(2).matches("replayed 3 commits as [12] transactions in [0-9.]+ s, checkpointed in [0-9.]+ s"),
+        assertTrue(progress.get(2).matches("replayed 3 commits as [12] transactions \\([0-9]+ insert entries joined\\) in [0-9.]+ s,"
+                + " checkpointed in [0-9.]+ s"),
                 progress.get(2));
     }
 }

@@ -208,4 +208,126 @@ class WalMergerTest {
         byte[] mid = Arrays.copyOf(wal, (int) ends[1] + 20);
         assertThrows(WalScanner.WalFormatException.class, () -> WalMerger.merge(mid, mid.length));
     }
+
+    @Test
+    void everyEntryChecksumOfARealWalIsDuckDbs() throws Exception {
+        int p = WalScanner.headerLength(wal, wal.length);
+        java.util.Set<Integer> remainders = new java.util.TreeSet<>();
+        while (p < wal.length) {
+            int size = (int) io.duckguard.runtime.util.Bytes.getLongLE(wal, p);
+            assertEquals(io.duckguard.runtime.util.Bytes.getLongLE(wal, p + 8), InsertChunks.checksum(wal, p + 16, size),
+                    "entry at " + p);
+            remainders.add(size % 8);
+            p += 16 + size;
+        }
+        assertTrue(remainders.size() >= 4, "payload lengths mod 8 seen: " + remainders);
+    }
+
+    @Test
+    void insertsOfAMergedRunAreJoinedIntoFewEntriesAndReplayTheSame() throws Exception {
+        // Every column type the join handles, NULLs at random rows (masks across 64-row words and chunk ends), runs
+        // of one-row and 700-row inserts (an entry holds at most 2,048 rows), updates and deletes of old rows in
+        // between, inserts into a table with a LIST column (not joined, in place) and a sequence.
+        Path db = tmp.resolve("join.duckdb");
+        try (Connection c = DriverManager.getConnection("jdbc:duckdb:" + db); Statement s = c.createStatement()) {
+            agentSettings(s);
+            s.execute("CREATE SEQUENCE fills_seq");
+            s.execute("CREATE TABLE fills(id BIGINT DEFAULT nextval('fills_seq'), px DECIMAL(18,4), lot DECIMAL(4,1),"
+                    + " big DECIMAL(38,2), sym VARCHAR, note BLOB, ok BOOLEAN, h HUGEINT, d DATE, ts TIMESTAMP, f DOUBLE,"
+                    + " i INTEGER, s SMALLINT, u UBIGINT, iv INTERVAL, g UUID)");
+            s.execute("CREATE TABLE tagged(id INTEGER, tags VARCHAR[])");
+            s.execute("INSERT INTO fills(px, sym) SELECT i / 7, 'old' || i FROM range(100) r(i)");
+            s.execute("INSERT INTO tagged VALUES (0, ['a'])");
+            s.execute("CHECKPOINT");
+        }
+        Files.copy(db, tmp.resolve("join-base.duckdb"));
+        java.util.SplittableRandom rnd = new java.util.SplittableRandom(7);
+        List<String> sql = new ArrayList<>();
+        sql.add("UPDATE fills SET px = 0 WHERE id = 100"); // the base's last row: rows up to it exist
+        int tagged = 0;
+        for (int i = 0; i < 400; i++) {
+            if (i % 100 == 50) {
+                sql.add("INSERT INTO fills(px, sym, ok, i) SELECT r / 3, CASE WHEN r % 5 = 0 THEN NULL ELSE 'bulk' || r END,"
+                        + " r % 2 = 0, r FROM range(700) t(r)");
+                continue;
+            }
+            StringBuilder v = new StringBuilder("INSERT INTO fills(px, lot, big, sym, note, ok, h, d, ts, f, i, s, u, iv, g) VALUES (");
+            String[] vals = {(i * 3.25) + "", (i % 999) / 10.0 + "", "123456789012345678901234567890.5" + (i % 10),
+                    "'S" + i + "'", "'\\x0" + (i % 10) + "ab'::BLOB", (i % 3 == 0) + "", "170141183460469231731687303715884105" + (i % 100),
+                    "DATE '2026-01-01' + " + i, "TIMESTAMP '2026-11-27 10:00:00' + INTERVAL " + i + " SECOND", (i * 0.5) + "",
+                    i + "", (i % 300) + "", "1844674407370955100" + (i % 10), "INTERVAL " + i + " MINUTE",
+                    "uuid()"};
+            for (int k = 0; k < vals.length; k++) v.append(k > 0 ? ", " : "").append(rnd.nextInt(4) == 0 ? "NULL" : vals[k]);
+            sql.add(v.append(")").toString());
+            if (i % 3 == 0) sql.add("UPDATE fills SET px = px + 1 WHERE id = " + (1 + rnd.nextInt(100))); // old rows only
+            if (i % 40 == 0) sql.add("DELETE FROM fills WHERE id = " + (1 + rnd.nextInt(100)));
+            if (i % 25 == 0) {
+                sql.add("INSERT INTO tagged VALUES (" + i + ", ['x', 'y" + i + "'])");
+                tagged++;
+            }
+        }
+        Path live = tmp.resolve("join-live.duckdb");
+        Files.copy(db, live);
+        try (Connection c = DriverManager.getConnection("jdbc:duckdb:" + live); Statement s = c.createStatement()) {
+            agentSettings(s);
+            for (String q : sql) s.execute(q);
+        }
+        byte[] w = Files.readAllBytes(Path.of(live + ".wal"));
+        WalMerger.Merged m = WalMerger.merge(w, w.length);
+        assertEquals(1, m.transactions(), "updates and deletes of old rows only: one run");
+        int insertsBefore = countEntries(w, WalMerger.INSERT_TUPLE);
+        int insertsAfter = countEntries(m.wal(), WalMerger.INSERT_TUPLE);
+        assertTrue(insertsBefore > 400, "one insert entry per commit before: " + insertsBefore);
+        // fills: 396 one-row + 4 x 700 rows = 3196 rows -> 2 entries of <= 2048; tagged: one each, kept
+        assertEquals(2 + tagged, insertsAfter, "insert entries after joining");
+        assertEquals(insertsBefore - insertsAfter, m.insertsJoined());
+        // USE_TABLE only where the table changes: to tagged and back for each of its inserts, then the held ones
+        int uses = countEntries(m.wal(), WalMerger.USE_TABLE);
+        assertTrue(countEntries(w, WalMerger.USE_TABLE) > 400 && uses <= 2 * tagged + 2, "USE_TABLE entries: " + uses);
+        assertEquals(dump(replayOnto("join-base", "join-original", w)), dump(replayOnto("join-base", "join-merged", m.wal())));
+    }
+
+    private static int countEntries(byte[] w, int type) throws Exception {
+        int p = WalScanner.headerLength(w, w.length);
+        int n = 0;
+        while (p < w.length) {
+            int size = (int) io.duckguard.runtime.util.Bytes.getLongLE(w, p);
+            if (WalScanner.entryType(w, p + 16, p + 16 + size) == type) n++;
+            p += 16 + size;
+        }
+        return n;
+    }
+
+    private static Path replayOnto(String baseName, String name, byte[] walBytes) throws Exception {
+        Path db = tmp.resolve(name + ".duckdb");
+        Files.copy(tmp.resolve(baseName + ".duckdb"), db, StandardCopyOption.REPLACE_EXISTING);
+        Files.write(Path.of(db + ".wal"), walBytes);
+        return db;
+    }
+
+    /** Every row of every table, in a fixed order, and the sequences' next values. */
+    private static String dump(Path db) throws Exception {
+        StringBuilder out = new StringBuilder();
+        try (Connection c = DriverManager.getConnection("jdbc:duckdb:" + db); Statement s = c.createStatement()) {
+            List<String> tables = new ArrayList<>();
+            try (ResultSet rs = s.executeQuery("SELECT table_name FROM duckdb_tables() ORDER BY 1")) {
+                while (rs.next()) tables.add(rs.getString(1));
+            }
+            for (String t : tables) {
+                out.append(t).append('\n');
+                try (ResultSet rs = s.executeQuery("SELECT * FROM " + t + " ORDER BY ALL")) {
+                    int n = rs.getMetaData().getColumnCount();
+                    while (rs.next()) {
+                        for (int i = 1; i <= n; i++) out.append(rs.getString(i)).append(i < n ? "," : "\n");
+                    }
+                }
+            }
+            try (ResultSet rs = s.executeQuery("SELECT nextval('fills_seq')")) {
+                rs.next();
+                out.append("seq ").append(rs.getLong(1));
+            }
+        }
+        assertTrue(out.length() > 10_000, "the dump holds the rows");
+        return out.toString();
+    }
 }
