@@ -174,6 +174,18 @@ class CliTest {
     }
 
     @Test
+    void aLineFastArgsLeavesToPicocliRunsTheSameVerb() {
+        // picocli takes --commits=true, FastArgs does not: the verb then prints through picocli's writers
+        String[] args = repoArgs("list", "--commits=true");
+        assertFalse(FastArgs.bind(Cli.VERBS.get("list").get(), java.util.Arrays.copyOfRange(args, 1, args.length)));
+        CliRun picocli = cli(args);
+        assertEquals(0, picocli.code(), picocli.err());
+        CliRun fast = cli(repoArgs("list", "--commits"));
+        assertEquals(fast.out(), picocli.out());
+        assertTrue(fast.out().contains("commit:3.1 "), fast.out());
+    }
+
+    @Test
     void listCommitsShowsEveryRestorableCommit() {
         CliRun r = cli(repoArgs("list", "--commits", "--database", RecordedHistory.DB));
         assertEquals(0, r.code(), r.err());
