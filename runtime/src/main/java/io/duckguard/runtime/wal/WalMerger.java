@@ -3,8 +3,10 @@ package io.duckguard.runtime.wal;
 import io.duckguard.runtime.util.Bytes;
 import java.io.ByteArrayOutputStream;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.HashMap;
 import java.util.HashSet;
+import java.util.List;
 import java.util.Map;
 import java.util.Set;
 
@@ -77,6 +79,9 @@ public final class WalMerger {
         Map<String, Long> rowsSeen = new HashMap<>(); // table -> 1 + largest row id any earlier commit named
         Map<String, Long> rowDelta = new HashMap<>(); // null once it cannot be known
         String table = ANY_TABLE;
+        String lastTable = ANY_TABLE;
+        int lastUseStart = 0;
+        int lastUseEnd = 0;
         int p = header;
         while (p < len) {
             if (len - p < 16) throw new WalScanner.WalFormatException("WAL ends inside an entry header at " + p);
@@ -87,7 +92,15 @@ public final class WalMerger {
             int type = WalScanner.entryType(wal, payload, end);
             if (type != WalScanner.WAL_FLUSH) {
                 switch (type) {
-                    case USE_TABLE -> table = tableOf(wal, payload, end);
+                    case USE_TABLE -> {
+                        // DuckDB names the table anew in every commit: decode a name only when the entry differs
+                        if (end - payload != lastUseEnd - lastUseStart || !Arrays.equals(wal, payload, end, wal, lastUseStart, lastUseEnd)) {
+                            lastTable = tableOf(wal, payload, end);
+                            lastUseStart = payload;
+                            lastUseEnd = end;
+                        }
+                        table = lastTable;
+                    }
                     case INSERT_TUPLE -> {
                         commitInserted.add(table);
                         long n = rowCount(wal, payload, end, type);
@@ -161,15 +174,17 @@ public final class WalMerger {
      */
     private static final class RunWriter {
         private final ByteArrayOutputStream out;
-        /** USE_TABLE payload (as ISO-8859-1 text) -> that table's held inserts; in the order first seen. */
-        private final Map<String, Held> held = new java.util.LinkedHashMap<>();
-        private String current; // the USE_TABLE read last in the run's own entries
-        private int currentStart; // ... its entry
+        /** Each table's held inserts, in the order first seen (a run touches a few tables: a list will do). */
+        private final List<Held> held = new ArrayList<>();
+        private byte[] w; // the WAL all ranges below are in
+        private int currentStart = -1; // the USE_TABLE entry read last in the run's own entries, -1: none yet
         private int currentEnd;
-        private String written; // the USE_TABLE in effect in what was written, null at a transaction's start
+        private int writtenStart = -1; // the USE_TABLE entry in effect in what was written, -1 at a transaction's start
+        private int writtenEnd;
         int insertsJoined;
 
-        private record Held(byte[] wal, int useStart, int useEnd, java.util.List<InsertChunks.Chunk> chunks) {}
+        /** One table's held inserts, and the USE_TABLE entry that names it. */
+        private record Held(int useStart, int useEnd, List<InsertChunks.Chunk> chunks) {}
 
         RunWriter(ByteArrayOutputStream out) {
             this.out = out;
@@ -177,52 +192,68 @@ public final class WalMerger {
 
         /** The entries {@code [from, to)} of one commit, without its WAL_FLUSH. */
         void add(byte[] w, int from, int to) throws WalScanner.WalFormatException {
+            this.w = w;
             int p = from;
             while (p < to) {
                 int end = p + 16 + (int) Bytes.getLongLE(w, p);
                 int type = WalScanner.entryType(w, p + 16, end);
                 if (type == USE_TABLE) {
-                    current = new String(w, p + 16, end - p - 16, java.nio.charset.StandardCharsets.ISO_8859_1);
                     currentStart = p;
                     currentEnd = end;
                 } else if (type == SEQUENCE_VALUE) {
                     out.write(w, p, end - p);
                 } else {
-                    InsertChunks.Chunk c = type == INSERT_TUPLE && current != null ? InsertChunks.parse(w, p, end) : null;
+                    InsertChunks.Chunk c = type == INSERT_TUPLE && currentStart >= 0 ? InsertChunks.parse(w, p, end) : null;
                     if (c != null) {
-                        held.computeIfAbsent(current, k -> new Held(w, currentStart, currentEnd, new ArrayList<>())).chunks().add(c);
+                        Held h = heldFor(currentStart, currentEnd);
+                        if (h == null) held.add(h = new Held(currentStart, currentEnd, new ArrayList<>()));
+                        h.chunks().add(c);
                     } else {
-                        if (current != null) {
-                            Held h = type == INSERT_TUPLE ? held.remove(current) : null; // keeps the table's insert order
-                            if (h != null) writeHeld(current, h);
-                            use(current, w, currentStart, currentEnd);
+                        if (currentStart >= 0) {
+                            Held h = type == INSERT_TUPLE ? heldFor(currentStart, currentEnd) : null; // keeps the table's insert order
+                            if (h != null) {
+                                held.remove(h);
+                                writeHeld(h);
+                            }
+                            use(currentStart, currentEnd);
                         }
                         out.write(w, p, end - p);
                     }
                 }
                 p = end;
             }
-            current = null; // every commit names its tables anew
+            currentStart = -1; // every commit names its tables anew
         }
 
         /** Ends the run with {@code [flushStart, flushEnd)}, its last commit's WAL_FLUSH. */
         void close(byte[] w, int flushStart, int flushEnd) {
-            for (Map.Entry<String, Held> e : held.entrySet()) writeHeld(e.getKey(), e.getValue());
+            for (Held h : held) writeHeld(h);
             held.clear();
             out.write(w, flushStart, flushEnd - flushStart);
-            written = null;
+            writtenStart = -1;
         }
 
-        private void writeHeld(String table, Held h) {
-            use(table, h.wal(), h.useStart(), h.useEnd());
+        private Held heldFor(int useStart, int useEnd) {
+            for (Held h : held) if (sameEntry(h.useStart(), h.useEnd(), useStart, useEnd)) return h;
+            return null;
+        }
+
+        private void writeHeld(Held h) {
+            use(h.useStart(), h.useEnd());
             int entries = InsertChunks.write(h.chunks(), out);
             insertsJoined += h.chunks().size() - entries;
         }
 
-        private void use(String table, byte[] w, int start, int end) {
-            if (table.equals(written)) return;
+        private void use(int start, int end) {
+            if (writtenStart >= 0 && sameEntry(start, end, writtenStart, writtenEnd)) return;
             out.write(w, start, end - start);
-            written = table;
+            writtenStart = start;
+            writtenEnd = end;
+        }
+
+        /** Two USE_TABLE entries with the same payload name the same table (the 16-byte headers hold its checksum). */
+        private boolean sameEntry(int aStart, int aEnd, int bStart, int bEnd) {
+            return aEnd - aStart == bEnd - bStart && Arrays.equals(w, aStart + 16, aEnd, w, bStart + 16, bEnd);
         }
     }
 
@@ -267,11 +298,13 @@ public final class WalMerger {
         int dataLen = (int) rows * 8;
         int dataStart = end - 6 - dataLen;
         for (int k = end - 6; k < end; k++) if (w[k] != (byte) 0xff) return -1;
-        byte[] len = varintBytes(dataLen);
-        int head = dataStart - len.length - 5; // 64 00 00 66 00
+        int lenBytes = 1;
+        for (long v = dataLen >>> 7; v != 0; v >>>= 7) lenBytes++;
+        int head = dataStart - lenBytes - 5; // 64 00 00 66 00
         if (head < pos[0]) return -1;
         if (w[head] != 0x64 || w[head + 1] != 0 || w[head + 2] != 0 || w[head + 3] != 0x66 || w[head + 4] != 0) return -1;
-        for (int k = 0; k < len.length; k++) if (w[head + 5 + k] != len[k]) return -1;
+        int[] at = {head + 5};
+        if (varint(w, at, dataStart) != dataLen || at[0] != dataStart) return -1;
         long max = -1;
         for (int k = dataStart; k < end - 6; k += 8) {
             long id = Bytes.getLongLE(w, k);
@@ -286,17 +319,6 @@ public final class WalMerger {
         int[] pos = {payload + 3};
         if (!field(w, pos, end, 101) || !field(w, pos, end, 100)) return -1;
         return varint(w, pos, end);
-    }
-
-    private static byte[] varintBytes(long v) {
-        byte[] b = new byte[10];
-        int n = 0;
-        do {
-            int x = (int) (v & 0x7f);
-            v >>>= 7;
-            b[n++] = (byte) (v != 0 ? x | 0x80 : x);
-        } while (v != 0);
-        return java.util.Arrays.copyOf(b, n);
     }
 
     /**
