@@ -50,6 +50,9 @@ public final class Cli implements Callable<Integer> {
         // arguments turn out to be wrong.
         if (args.length > 0 && (args[0].equals("restore") || args[0].equals("snapshot"))) {
             io.duckguard.runtime.crypto.AesGcmWarmUp.start();
+            // zstd-jni unpacks and loads its native library when first used: ~70 ms that reading the manifest would
+            // otherwise wait for on this thread (measured with -Xlog:class+load). A failure shows at that first use.
+            io.duckguard.runtime.util.Threads.start("zstd-load", () -> com.github.luben.zstd.Zstd.isError(0));
         }
         // A well-formed verb line is bound without picocli's model (FastArgs); help, mistakes and keys get picocli.
         java.util.function.Supplier<Object> verbCommand = VERBS.get(args.length > 0 ? args[0] : "");
