@@ -1,5 +1,8 @@
 package io.duckguard.runtime.wal;
 
+import static io.duckguard.runtime.wal.WalMerger.field;
+import static io.duckguard.runtime.wal.WalMerger.varint;
+
 import io.duckguard.runtime.util.Bytes;
 import java.io.ByteArrayOutputStream;
 import java.util.ArrayList;
@@ -273,33 +276,10 @@ final class InsertChunks {
         } while (v != 0);
     }
 
-    private static boolean field(byte[] b, int[] pos, int end, int id) {
-        int p = pos[0];
-        if (p + 2 > end || (b[p] & 0xff) != (id & 0xff) || (b[p + 1] & 0xff) != id >>> 8) return false;
-        pos[0] = p + 2;
-        return true;
-    }
-
     private static boolean endOf(byte[] b, int[] pos, int end) {
         int p = pos[0];
         if (p + 2 > end || b[p] != (byte) 0xff || b[p + 1] != (byte) 0xff) return false;
         pos[0] = p + 2;
         return true;
-    }
-
-    private static long varint(byte[] b, int[] pos, int end) {
-        long v = 0;
-        int shift = 0;
-        int p = pos[0];
-        while (p < end && shift <= 56) {
-            int x = b[p++] & 0xff;
-            v |= (long) (x & 0x7f) << shift;
-            shift += 7;
-            if ((x & 0x80) == 0) {
-                pos[0] = p;
-                return v;
-            }
-        }
-        return -1;
     }
 }

@@ -349,19 +349,20 @@ public final class WalMerger {
         return ANY_TABLE;
     }
 
-    private static boolean field(byte[] b, int[] pos, int end, int id) {
+    /** Whether field {@code id} (below 256) starts at {@code pos[0]}; if so, steps over its 2-byte id. */
+    static boolean field(byte[] b, int[] pos, int end, int id) {
         int p = pos[0];
         if (p + 2 > end || (b[p] & 0xff) != id || b[p + 1] != 0) return false;
         pos[0] = p + 2;
         return true;
     }
 
-    /** A varint, or -1 if it runs past {@code end}. */
-    private static long varint(byte[] b, int[] pos, int end) {
+    /** A varint of up to 57 bits, or -1 if it runs past {@code end} or is longer. */
+    static long varint(byte[] b, int[] pos, int end) {
         long v = 0;
         int shift = 0;
         int p = pos[0];
-        while (p < end && shift <= 28) {
+        while (p < end && shift <= 56) {
             int x = b[p++] & 0xff;
             v |= (long) (x & 0x7f) << shift;
             shift += 7;
