@@ -14,8 +14,9 @@ import java.util.Set;
  * Rewrites a WAL, cut at a commit boundary, so that runs of small commits replay as one transaction each. DuckDB
  * replays a WAL commit by commit, and pays ~100 us per commit whatever its size: 100,000 small commits took ~10 s
  * to replay here, the same changes as one transaction ~1.8 s (measured on the benchmark's 1 GB database). The
- * rewrite only drops WAL_FLUSH entries between the commits of a run; every entry that remains is byte for byte
- * what DuckDB wrote, with its own checksum.
+ * rewrite drops the WAL_FLUSH entries between the commits of a run and the USE_TABLE entries that name the table
+ * already in effect, and joins the run's INSERT_TUPLE entries per table ({@link InsertChunks}: DuckDB also pays per
+ * entry); every other entry is byte for byte what DuckDB wrote, with its own checksum.
  *
  * <p>When one transaction is not the same as the commits in a row, a run ends before the commit:
  * <ul>
