@@ -28,7 +28,8 @@ import java.util.Set;
  *       whose row ids are all below the largest row id named before for its table cannot touch a row inserted
  *       since, and may join. Anything that cannot be read (table, row ids) counts as possibly touching;</li>
  *   <li>any entry other than USE_TABLE, INSERT, DELETE, UPDATE and SEQUENCE_VALUE (catalog changes, optimistic
- *       writes, entry types this version does not know): such a commit replays alone.</li>
+ *       writes, entry types this version does not know): such a commit replays alone, and unless the entry is one
+ *       that changes no row count ({@link #ROW_COUNT_NEUTRAL}) the restore replays the original WAL.</li>
  * </ul>
  * Sequence values replay as "at least this value", so several in one transaction end where the last one does.
  * One effect can still differ: a unique key deleted and inserted again within one run may trip DuckDB's eager
@@ -122,7 +123,7 @@ public final class WalMerger {
                     case SEQUENCE_VALUE -> { }
                     default -> {
                         commitMergeable = false;
-                        rowDelta = null;
+                        if (!ROW_COUNT_NEUTRAL.contains(type)) rowDelta = null;
                     }
                 }
                 p = end;
@@ -257,6 +258,15 @@ public final class WalMerger {
             return aEnd - aStart == bEnd - bStart && Arrays.equals(w, aStart + 16, aEnd, w, bStart + 16, bEnd);
         }
     }
+
+    /**
+     * Catalog entries that change no table's rows, by DuckDB's WALType number (the same in 1.5.6 and 2.0): CREATE
+     * SCHEMA 3, CREATE/DROP VIEW 5/6, SEQUENCE 8/9, MACRO 11/12, TYPE 13/14, TABLE MACRO 21/22, INDEX 23/24. Their
+     * commits replay alone, exactly as DuckDB wrote them, and the row counts that prove a merged replay complete stay
+     * known (an app that creates an index while it trades still gets its replay merged). Tables created, dropped,
+     * altered or filled by other means (CREATE TABLE AS, DROP SCHEMA, ALTER, optimistic writes) leave them unknown.
+     */
+    private static final Set<Integer> ROW_COUNT_NEUTRAL = Set.of(3, 5, 6, 8, 9, 11, 12, 13, 14, 21, 22, 23, 24);
 
     /** Stands for a table that could not be told: it conflicts with every table. */
     private static final String ANY_TABLE = "";
