@@ -17,8 +17,9 @@ import picocli.CommandLine.Option;
  * option, a missing value or required option, a value that does not convert) makes it give up, and picocli then
  * parses the same arguments and reports the problem as before. So this only ever decides the well-formed case.
  *
- * <p>Handles: {@code --name value} and {@code --name=value} for String, Path and int fields, flags ({@code --name}
- * alone) for boolean fields, {@code defaultValue}, {@code required}, and fields of {@link Mixin} objects.
+ * <p>Handles: {@code --name value} (a value not starting with {@code -}) and {@code --name=value} for String, Path and
+ * int fields, flags ({@code --name} alone) for boolean fields, {@code defaultValue}, {@code required}, and fields of
+ * {@link Mixin} objects.
  */
 final class FastArgs {
     private FastArgs() {}
@@ -51,7 +52,8 @@ final class FastArgs {
                 if (eq > 0) {
                     value = a.substring(eq + 1);
                 } else {
-                    if (i + 1 >= args.length || byName.containsKey(args[i + 1])) return false;
+                    // a value that looks like an option is left to picocli's rules for it
+                    if (i + 1 >= args.length || args[i + 1].startsWith("-")) return false;
                     value = args[++i];
                 }
                 if (!set(t, value)) return false;

@@ -38,6 +38,8 @@ class FastArgsTest {
             new String[] {"restore", "-h"},
             new String[] {"restore", "--repository", "/r", "--output", "o", "--force=true"},
             new String[] {"gc", "--repository", "/r", "--snapshots", "many"},
+            new String[] {"gc", "--repository", "/r", "--snapshots", "-3"},                  // picocli's rules decide
+            new String[] {"restore", "--repository", "/r", "--output", "o", "--to", "-x"},
             new String[] {"list", "--repository", "/r", "--", "x"});
 
     @Test
