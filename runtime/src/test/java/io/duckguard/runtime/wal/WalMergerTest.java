@@ -322,6 +322,61 @@ class WalMergerTest {
         assertEquals(dump(replayOnto("join-base", "join-original", w)), dump(replayOnto("join-base", "join-merged", m.wal())));
     }
 
+    @Test
+    void aFileOfDuckDb156WrittenByDuckDb20JoinsItsInsertsInTheListLayout() throws Exception {
+        // An app that moves to DuckDB 2.0 keeps its 1.5.6 file: 2.0 then writes strings as a list (field 102), as
+        // 1.5.6 does, not as the length and byte blobs of its own files. Only in the 1.5.6 run of the suite, with
+        // the 2.0 jar the build copied for its own run.
+        Path next = Path.of("target/duckdb-next");
+        String version;
+        try (Connection c = DriverManager.getConnection("jdbc:duckdb:"); Statement s = c.createStatement();
+             ResultSet rs = s.executeQuery("SELECT version()")) {
+            rs.next();
+            version = rs.getString(1);
+        }
+        org.junit.jupiter.api.Assumptions.assumeTrue(version.startsWith("v1.5") && Files.isDirectory(next), "the 1.5.6 run");
+        Path jar;
+        try (var l = Files.list(next)) {
+            jar = l.filter(f -> f.getFileName().toString().startsWith("duckdb_jdbc-2.")).findFirst().orElseThrow();
+        }
+        io.duckguard.runtime.restore.DuckDbDriver v2 = io.duckguard.runtime.restore.DuckDbDriver.find(jar, null, null);
+        Path base156 = tmp.resolve("v156-base.duckdb");
+        try (Connection c = DriverManager.getConnection("jdbc:duckdb:" + base156); Statement s = c.createStatement()) {
+            s.execute("CREATE TABLE t(a INTEGER, c VARCHAR, d DECIMAL(18,4))");
+            s.execute("INSERT INTO t SELECT i, 'old' || i, i FROM range(50) r(i)");
+            s.execute("CHECKPOINT");
+        }
+        Path live = tmp.resolve("v156-live.duckdb");
+        Files.copy(base156, live);
+        try (Connection c = v2.connect(live); Statement s = c.createStatement()) {
+            agentSettings(s);
+            s.execute("UPDATE t SET d = 0 WHERE a = 49"); // the base's last row: rows up to it exist
+            for (int i = 1; i <= 300; i++) {
+                s.execute("INSERT INTO t VALUES (" + (100 + i) + ", " + (i % 7 == 0 ? "NULL" : "'v" + i + "'") + ", " + i + ".25)");
+                if (i % 10 == 0) s.execute("UPDATE t SET d = d + 1 WHERE a = " + (i % 50));
+            }
+        }
+        byte[] w = Files.readAllBytes(Path.of(live + ".wal"));
+        WalMerger.Merged m = WalMerger.merge(w, w.length);
+        assertEquals(1, m.transactions());
+        assertEquals(299, m.insertsJoined(), "300 one-row inserts in one entry");
+        String[] dumps = new String[2];
+        byte[][] wals = {w, m.wal()};
+        for (int k = 0; k < 2; k++) {
+            Path db = tmp.resolve("v156-replay-" + k + ".duckdb");
+            Files.copy(base156, db);
+            Files.write(Path.of(db + ".wal"), wals[k]);
+            StringBuilder out = new StringBuilder();
+            try (Connection c = v2.connect(db); Statement s = c.createStatement();
+                 ResultSet rs = s.executeQuery("SELECT a, c, d FROM t ORDER BY a")) {
+                while (rs.next()) out.append(rs.getString(1)).append(',').append(rs.getString(2)).append(',').append(rs.getString(3)).append('\n');
+            }
+            dumps[k] = out.toString();
+        }
+        assertEquals(350, dumps[0].lines().count());
+        assertEquals(dumps[0], dumps[1]);
+    }
+
     private static int countEntries(byte[] w, int type) throws Exception {
         int p = WalScanner.headerLength(w, w.length);
         int n = 0;
