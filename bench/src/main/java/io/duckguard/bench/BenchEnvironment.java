@@ -16,6 +16,20 @@ final class BenchEnvironment {
             return "n/a";
         }
     }
+    /**
+     * CPU time the hypervisor gave to other guests while this VM wanted it (steal, /proc/stat, all CPUs), in
+     * seconds, or -1 where it cannot be read. On these VMs it comes in bursts: a delta per timed step says whether
+     * that step ran on the cores it was measured on.
+     */
+    static double stealSeconds() {
+        try {
+            String[] f = Files.readAllLines(Path.of("/proc/stat")).get(0).trim().split("\\s+");
+            return Long.parseLong(f[8]) / 100.0; // USER_HZ
+        } catch (IOException | RuntimeException e) {
+            return -1;
+        }
+    }
+
     static String cpuModel() {
         try {
             return Files.readAllLines(Path.of("/proc/cpuinfo")).stream().filter(l -> l.startsWith("model name"))

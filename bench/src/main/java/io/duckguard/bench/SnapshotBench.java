@@ -901,17 +901,19 @@ public final class SnapshotBench {
             Path out = outDir.resolve("pitr-" + r + ".duckdb");
             cacheTree(repoDir);
             sync();
+            double steal0 = BenchEnvironment.stealSeconds();
             Proc p = must("pitr-restore", run, Map.of(), javaExe.toString(), "-jar", agentJar.toString(), "restore",
                     "--repository", repoDir.toString(), "--key-file", keyFile.toString(), "--to",
                     "commit:" + epoch + "." + target, "--output", out.toString());
+            double steal = BenchEnvironment.stealSeconds() - steal0;
             String text = Files.readString(p.log());
             // The restore's own account of where its time went, one line per run, for the report.
             Matcher own = Pattern.compile("materialised: [0-9.]+ MB in ([0-9.]+) s[\\s\\S]*?replayed (\\d+) commits as (\\d+) "
                     + "transactions \\((\\d+) insert entries joined\\) in ([0-9.]+) s, checkpointed in ([0-9.]+) s").matcher(text);
             if (own.find()) {
                 pitr.merge("own", String.format(Locale.ROOT, "run %d: materialised %s s, %s transactions (%s insert entries"
-                        + " joined) replayed in %s s, checkpointed in %s s", r, own.group(1), own.group(3), own.group(4),
-                        own.group(5), own.group(6)), (a, b) -> a + "; " + b);
+                        + " joined) replayed in %s s, checkpointed in %s s; CPU steal %.2f s", r, own.group(1), own.group(3),
+                        own.group(4), own.group(5), own.group(6), steal), (a, b) -> a + "; " + b);
             }
             Matcher mt = replayed.matcher(text);
             if (!mt.find() || Integer.parseInt(mt.group(2)) != target) {
