@@ -1,6 +1,7 @@
 package io.duckguard.runtime.snapshot;
 
 import io.duckguard.runtime.repository.Manifest;
+import io.duckguard.runtime.util.DuckDbChecksum;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
@@ -95,7 +96,7 @@ public final class DuckDbBlockMap {
         if ((head.getLong(20) & 1) != 0) throw new Unmapped("the database is encrypted");
         long[] active = null;
         for (int at : new int[] {4096, 8192}) {
-            if (head.getLong(at) != checksum(head, at + 8, 4096 - 8)) continue;
+            if (head.getLong(at) != DuckDbChecksum.of(head, at + 8, 4096 - 8)) continue;
             long[] h = new long[5]; // iteration, meta_block, free_list, block_count, block_alloc_size
             for (int f = 0; f < 5; f++) h[f] = head.getLong(at + 8 + 8 * f);
             if (active == null || h[0] > active[0]) active = h;
@@ -197,17 +198,10 @@ public final class DuckDbBlockMap {
 
         void checkBlock(int block) throws IOException, Unmapped {
             ByteBuffer b = read(db, BLOCK_START + (long) block * Manifest.CHUNK, Manifest.CHUNK);
-            if (b.getLong(0) != checksum(b, BLOCK_HEADER, Manifest.CHUNK - BLOCK_HEADER)) {
+            if (b.getLong(0) != DuckDbChecksum.of(b, BLOCK_HEADER, Manifest.CHUNK - BLOCK_HEADER)) {
                 throw new Unmapped("metadata block " + block + " fails DuckDB's checksum");
             }
         }
-    }
-
-    /** DuckDB's block checksum (src/common/checksum.cpp) over a length that is a multiple of 8. */
-    static long checksum(ByteBuffer b, int from, int len) {
-        long result = 5381;
-        for (int i = from; i < from + len; i += 8) result ^= b.getLong(i) * 0xbf58476d1ce4e5b9L;
-        return result;
     }
 
     private static ByteBuffer read(FileChannel db, long off, int len) throws IOException {

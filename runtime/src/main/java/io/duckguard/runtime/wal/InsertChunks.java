@@ -242,30 +242,9 @@ final class InsertChunks {
         byte[] payload = p.toByteArray();
         byte[] head = new byte[16];
         Bytes.putLongLE(head, 0, payload.length);
-        Bytes.putLongLE(head, 8, checksum(payload, 0, payload.length));
+        Bytes.putLongLE(head, 8, io.duckguard.runtime.util.DuckDbChecksum.of(payload, 0, payload.length));
         out.write(head, 0, 16);
         out.write(payload, 0, payload.length);
-    }
-
-    /** DuckDB's checksum of a WAL entry's payload (src/common/checksum.cpp). */
-    static long checksum(byte[] b, int off, int len) {
-        long result = 5381;
-        int words = len / 8;
-        for (int i = 0; i < words; i++) result ^= Bytes.getLongLE(b, off + 8 * i) * 0xbf58476d1ce4e5b9L;
-        int rest = len - words * 8;
-        if (rest > 0) {
-            // robin-hood-hashing's hash_bytes over the last 0-7 bytes, as DuckDB's ChecksumRemainder
-            final long m = 0xc6a4a7935bd1e995L;
-            long h = 0xe17a1465L ^ (rest * m);
-            int t = off + words * 8;
-            for (int k = rest - 1; k >= 0; k--) h ^= (long) (b[t + k] & 0xff) << (8 * k);
-            h *= m;
-            h ^= h >>> 47;
-            h *= m;
-            h ^= h >>> 47;
-            result ^= h;
-        }
-        return result;
     }
 
     private static void writeVarint(ByteArrayOutputStream p, long v) {

@@ -167,7 +167,7 @@ class SkipPlanTest {
             // Another content and its own valid checksum, as DuckDB would write a reused block.
             flip(f, at + 8, 64, b -> ByteBuffer.wrap(new byte[64]));
             flip(f, at, Manifest.CHUNK, b -> {
-                b.order(java.nio.ByteOrder.LITTLE_ENDIAN).putLong(0, DuckDbBlockMap.checksum(b, 8, Manifest.CHUNK - 8));
+                b.order(java.nio.ByteOrder.LITTLE_ENDIAN).putLong(0, io.duckguard.runtime.util.DuckDbChecksum.of(b, 8, Manifest.CHUNK - 8));
                 return b;
             });
             Manifest m2 = Snapshotter.snapshot(repo, ch, 2, m1, "test", "after a write outside the map");
@@ -236,7 +236,7 @@ class SkipPlanTest {
                 ByteBuffer h = ByteBuffer.allocate(4096).order(java.nio.ByteOrder.LITTLE_ENDIAN);
                 w.read(h, at);
                 h.putLong(8, h.getLong(8) + delta);
-                h.putLong(0, DuckDbBlockMap.checksum(h, 8, 4096 - 8));
+                h.putLong(0, io.duckguard.runtime.util.DuckDbChecksum.of(h, 8, 4096 - 8));
                 w.write(h.clear(), at);
             }
             return DuckDbBlockMap.read(w);

@@ -250,7 +250,7 @@ class WalMergerTest {
         java.util.Set<Integer> remainders = new java.util.TreeSet<>();
         while (p < wal.length) {
             int size = (int) io.duckguard.runtime.util.Bytes.getLongLE(wal, p);
-            assertEquals(io.duckguard.runtime.util.Bytes.getLongLE(wal, p + 8), InsertChunks.checksum(wal, p + 16, size),
+            assertEquals(io.duckguard.runtime.util.Bytes.getLongLE(wal, p + 8), io.duckguard.runtime.util.DuckDbChecksum.of(wal, p + 16, size),
                     "entry at " + p);
             remainders.add(size % 8);
             p += 16 + size;
