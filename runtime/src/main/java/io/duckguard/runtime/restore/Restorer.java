@@ -47,6 +47,8 @@ public final class Restorer {
     private final DatabaseHistory history;
     /** Tests only: changes the merged WAL before it is replayed, to make its replay fail. */
     java.util.function.UnaryOperator<byte[]> mergedWalTap = java.util.function.UnaryOperator.identity();
+    /** Tests only: runs on DuckDB's connection after the replay's checks, before the close that checkpoints. */
+    ReplayCheck beforeCloseTap = c -> { };
     private final Consumer<String> progress;
     /** How often a long materialising reports how far it got (tests shorten it). */
     long progressEveryNanos = 2_000_000_000L;
@@ -182,25 +184,33 @@ public final class Restorer {
         Path parent = out.getParent();
         AtomicFiles.createDirectories(parent);
         removeStaleScratch(parent);
-        Point p = resolve(target);
-        Manifest m = history.readManifest(p.epoch());
-        progress.accept(String.format("restoring '%s' to %s: snapshot %d (%.1f MB) + %d commits", history.name(), target,
-                p.epoch(), m.fileSize() / 1e6, p.commits()));
-        // The scratch copy lives beside the output until the rename: it needs the snapshot's size, plus the WAL
-        // to replay. (DuckDB's checkpoint may grow the file a little more; running out then is reported below.)
-        long need = m.fileSize() + (p.commits() > 0 ? p.walEnd() : 0);
-        long free = Files.getFileStore(parent).getUsableSpace();
-        if (free < need) {
-            throw new RepositoryException(String.format("not enough free space in %s: the restore needs %.1f MB "
-                    + "(snapshot %d%s), %.1f MB are free. Free some space or choose another --output",
-                    parent, need / 1e6, m.epoch(), p.commits() > 0 ? " and its WAL" : "", free / 1e6));
-        }
+        // A target that names its epoch (or latest) has its snapshot known before its WAL log is read: the snapshot
+        // starts materialising at once, and the WAL log (17 MB for 100k commits) is read and resolved meanwhile.
+        Manifest early = snapshotKnownEarly(target);
+        if (early != null) checkFreeSpace(parent, early, null, 0);
         Path scratch = Files.createTempDirectory(parent, SCRATCH_PREFIX);
+        Materialisation mat = null;
         try {
             // Durable (tmp, fsync, rename, fsync dir): after a power cut the next restore must still read the owner.
             AtomicFiles.write(scratch.resolve(SCRATCH_OWNER),
                     String.join(" ", THIS_PROCESS).getBytes(java.nio.charset.StandardCharsets.UTF_8));
             Path file = scratch.resolve(out.getFileName());
+            long t = System.nanoTime();
+            if (early != null) mat = Materialisation.start(this, early, file);
+            Point p = resolve(target);
+            Manifest m = early != null && early.epoch() == p.epoch() ? early : history.readManifest(p.epoch());
+            if (m != early && mat != null) { // not expected (resolve picks the same epoch); start over on the right one
+                mat.close();
+                Files.deleteIfExists(file);
+                mat = null;
+            }
+            progress.accept(String.format("restoring '%s' to %s: snapshot %d (%.1f MB) + %d commits", history.name(), target,
+                    p.epoch(), m.fileSize() / 1e6, p.commits()));
+            checkFreeSpace(parent, m, p, mat == null ? 0 : mat.done.get());
+            if (mat == null) {
+                t = System.nanoTime();
+                mat = Materialisation.start(this, m, file);
+            }
             // The WAL to replay needs no file: read, check and merge it, and load DuckDB, on another thread while
             // the snapshot is materialised (PITR of 100k commits: ~0.2 s off the restore).
             java.util.concurrent.FutureTask<PreparedWal> wal = null;
@@ -208,8 +218,8 @@ public final class Restorer {
                 wal = new java.util.concurrent.FutureTask<>(() -> prepareWal(duckdb, m, p));
                 io.duckguard.runtime.util.Threads.start("restore-wal", wal);
             }
-            long t = System.nanoTime();
-            materialize(m, file); // if this fails, the WAL task's outcome is dropped: it only reads the repository
+            mat.await(); // if this fails, the WAL task's outcome is dropped: it only reads the repository
+            mat = null;
             progress.accept(String.format("snapshot %d materialised: %.1f MB in %.2f s; AES-GCM: %s", m.epoch(),
                     m.fileSize() / 1e6, (System.nanoTime() - t) / 1e9, io.duckguard.runtime.crypto.NativeAesGcm.status()));
             // With no commit to replay the file is the snapshot itself, byte for byte (every chunk authenticated):
@@ -228,75 +238,156 @@ public final class Restorer {
             throw new RepositoryException("the disk of " + parent + " filled up during the restore (" + e.getMessage()
                     + "); nothing was written to " + out + ". Free some space or choose another --output", e);
         } finally {
+            if (mat != null) mat.close(); // a failure before it finished: stop its workers before the scratch goes
             deleteTree(scratch);
         }
     }
 
     /**
-     * Writes snapshot {@code m} to {@code file} on all cores: each worker reads, authenticates and decrypts a chunk
+     * The manifest of the snapshot a target will restore, if that is known without reading a WAL log: latest (the
+     * newest epoch with a manifest) and targets naming their epoch. Null otherwise (an instant; an epoch without a
+     * manifest, which {@link #resolve} then reports).
+     */
+    private Manifest snapshotKnownEarly(RestoreTarget target) throws IOException, CorruptObjectException {
+        long epoch = -1;
+        switch (target.kind()) {
+            case LATEST -> {
+                for (long e : history.epochs()) if (history.hasManifest(e)) epoch = e;
+            }
+            case SNAPSHOT, COMMIT -> epoch = history.hasManifest(target.epoch()) ? target.epoch() : -1;
+            default -> { }
+        }
+        return epoch < 0 ? null : history.readManifest(epoch);
+    }
+
+    /**
+     * The scratch copy lives beside the output until the rename: it needs the snapshot's size, plus the WAL to
+     * replay once the restore point {@code p} is known, less what is {@code written} of it already. (DuckDB's
+     * checkpoint may grow the file a little more; running out then is reported as a full disk.)
+     */
+    private static void checkFreeSpace(Path parent, Manifest m, Point p, long written) throws IOException {
+        boolean withWal = p != null && p.commits() > 0;
+        long need = m.fileSize() + (withWal ? p.walEnd() : 0);
+        long stillNeeded = need - written;
+        long free = Files.getFileStore(parent).getUsableSpace();
+        if (free < stillNeeded) {
+            throw new RepositoryException(String.format("not enough free space in %s: the restore needs %.1f MB "
+                    + "(snapshot %d%s), %.1f MB are free. Free some space or choose another --output",
+                    parent, stillNeeded / 1e6, m.epoch(), withWal ? " and its WAL" : "", free / 1e6));
+        }
+    }
+
+    /**
+     * Snapshot {@code m} being written to a file on all cores: each worker reads, authenticates and decrypts a chunk
      * into its own buffers and writes it at its offset (positional writes: no ordering, no hand-off, no garbage).
      * The file must come out at the manifest's size.
+     *
+     * <p>{@link #start} returns once the chunks are queued; the caller's thread is then free (the restore resolves
+     * its target meanwhile). The workers ({@link io.duckguard.runtime.snapshot.Snapshotter#workers}) first wait for
+     * fast AES-GCM when the snapshot is large. {@link #await} blocks until every chunk is written, reporting
+     * progress; {@link #close} stops the workers early (any thread that owns it; idempotent).
      */
-    private void materialize(Manifest m, Path file) throws IOException, CorruptObjectException {
-        List<BlockRef> chunks = m.chunks();
-        long end = chunks.isEmpty() ? 0 : Manifest.chunkOffset(chunks.size() - 1) + chunks.get(chunks.size() - 1).plainLength();
-        if (end != m.fileSize()) {
-            throw new CorruptObjectException("manifest of epoch " + m.epoch(), "its chunks cover " + end + " bytes, not the "
-                    + m.fileSize() + " it records");
+    private static final class Materialisation implements AutoCloseable {
+        private final Restorer restorer;
+        private final Manifest m;
+        private final Packs.Reader reader;
+        private final FileChannel ch;
+        private final List<java.util.concurrent.Future<?>> tasks;
+        private final java.util.concurrent.atomic.AtomicLong done = new java.util.concurrent.atomic.AtomicLong();
+        private final long startNanos = System.nanoTime();
+        private final EarlyWriteback writeback;
+
+        private Materialisation(Restorer restorer, Manifest m, Path file) throws IOException {
+            this.restorer = restorer;
+            this.m = m;
+            this.reader = new Packs.Reader(restorer.history.repository());
+            FileChannel c;
+            try {
+                c = FileChannel.open(file, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE);
+            } catch (IOException | RuntimeException e) {
+                reader.close();
+                throw e;
+            }
+            this.ch = c;
+            this.tasks = new ArrayList<>(m.chunks().size());
+            this.writeback = new EarlyWriteback(ch, done);
         }
-        // A small snapshot decrypts faster cold than the warm-up takes (9.4 MB: 0.06 s, vs 0.2-0.35 s of waiting;
-        // CLI restore 0.61-0.72 s instead of 0.77-1.02 s, 4 runs each): only a large one waits for compiled GCM.
-        if (m.fileSize() >= WARM_UP_FROM_BYTES) {
-            io.duckguard.runtime.crypto.AesGcmWarmUp.await();
-        } else {
-            io.duckguard.runtime.crypto.AesGcmWarmUp.stop();
-        }
-        java.util.concurrent.ExecutorService pool = io.duckguard.runtime.snapshot.Snapshotter.workers();
-        List<java.util.concurrent.Future<?>> tasks = new ArrayList<>(chunks.size());
-        java.util.concurrent.atomic.AtomicLong done = new java.util.concurrent.atomic.AtomicLong();
-        long startNanos = System.nanoTime();
-        try (Packs.Reader reader = new Packs.Reader(history.repository());
-             FileChannel ch = FileChannel.open(file, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE)) {
+
+        static Materialisation start(Restorer restorer, Manifest m, Path file) throws IOException, CorruptObjectException {
+            List<BlockRef> chunks = m.chunks();
+            long end = chunks.isEmpty() ? 0 : Manifest.chunkOffset(chunks.size() - 1) + chunks.get(chunks.size() - 1).plainLength();
+            if (end != m.fileSize()) {
+                throw new CorruptObjectException("manifest of epoch " + m.epoch(), "its chunks cover " + end + " bytes, not the "
+                        + m.fileSize() + " it records");
+            }
+            for (int i = 0; i < chunks.size() - 1; i++) {
+                if (chunks.get(i).plainLength() != Manifest.chunkOffset(i + 1) - Manifest.chunkOffset(i)) {
+                    throw new CorruptObjectException("manifest of epoch " + m.epoch(), "chunk " + i + " has length "
+                            + chunks.get(i).plainLength() + ", which breaks the block grid");
+                }
+            }
+            // A small snapshot decrypts faster cold than the warm-up takes (9.4 MB: 0.06 s, vs 0.2-0.35 s of waiting;
+            // CLI restore 0.61-0.72 s instead of 0.77-1.02 s, 4 runs each): only a large one waits for compiled GCM.
+            boolean waitForFastGcm = m.fileSize() >= WARM_UP_FROM_BYTES;
+            if (waitForFastGcm) {
+                io.duckguard.runtime.crypto.AesGcmWarmUp.start();
+            } else {
+                io.duckguard.runtime.crypto.AesGcmWarmUp.stop();
+            }
+            Materialisation mat = new Materialisation(restorer, m, file);
+            java.util.concurrent.ExecutorService pool = io.duckguard.runtime.snapshot.Snapshotter.workers();
             try {
                 for (int i = 0; i < chunks.size(); i++) {
                     BlockRef ref = chunks.get(i);
                     long off = Manifest.chunkOffset(i);
-                    if (i < chunks.size() - 1 && ref.plainLength() != Manifest.chunkOffset(i + 1) - off) {
-                        throw new CorruptObjectException("manifest of epoch " + m.epoch(), "chunk " + i + " has length "
-                                + ref.plainLength() + ", which breaks the block grid");
-                    }
-                    tasks.add(pool.submit(() -> {
+                    mat.tasks.add(pool.submit(() -> {
+                        if (waitForFastGcm) io.duckguard.runtime.crypto.AesGcmWarmUp.await(); // once ready, a join
                         io.duckguard.runtime.util.FaultInjection.restoreChunk();
                         Packs.Reader.Buffers b = BUFFERS.get();
-                        int n = reader.read(ref, b);
+                        int n = mat.reader.read(ref, b);
                         ByteBuffer buf = ByteBuffer.wrap(b.plain, 0, n);
                         long pos = off;
-                        while (buf.hasRemaining()) pos += ch.write(buf, pos);
-                        pace(done.addAndGet(n), startNanos);
+                        while (buf.hasRemaining()) pos += mat.ch.write(buf, pos);
+                        restorer.pace(mat.done.addAndGet(n), mat.startNanos);
                         return null;
                     }));
                 }
-                EarlyWriteback writeback = new EarlyWriteback(ch, done);
-                try {
-                    long nextReport = startNanos + progressEveryNanos;
-                    for (java.util.concurrent.Future<?> f : tasks) {
-                        while (!io.duckguard.runtime.util.Futures.doneWithin(f, 100)) {
-                            if (System.nanoTime() - nextReport >= 0) {
-                                long bytes = done.get();
-                                progress.accept(String.format("materialising snapshot %d: %.1f of %.1f MB (%d%%)",
-                                        m.epoch(), bytes / 1e6, m.fileSize() / 1e6, bytes * 100 / Math.max(1, m.fileSize())));
-                                nextReport = System.nanoTime() + progressEveryNanos;
-                            }
+            } catch (RuntimeException e) { // the pool refused a task
+                mat.close();
+                throw e;
+            }
+            return mat;
+        }
+
+        /** Waits until every chunk is written (no fsync: restore() syncs the file once, after any replay). */
+        void await() throws IOException, CorruptObjectException {
+            try {
+                long nextReport = startNanos + restorer.progressEveryNanos;
+                for (java.util.concurrent.Future<?> f : tasks) {
+                    while (!io.duckguard.runtime.util.Futures.doneWithin(f, 100)) {
+                        if (System.nanoTime() - nextReport >= 0) {
+                            long bytes = done.get();
+                            restorer.progress.accept(String.format("materialising snapshot %d: %.1f of %.1f MB (%d%%)",
+                                    m.epoch(), bytes / 1e6, m.fileSize() / 1e6, bytes * 100 / Math.max(1, m.fileSize())));
+                            nextReport = System.nanoTime() + restorer.progressEveryNanos;
                         }
-                        await(f);
                     }
-                } finally {
-                    writeback.stop();
+                    Restorer.await(f);
                 }
             } finally {
-                for (java.util.concurrent.Future<?> f : tasks) f.cancel(true);
+                close();
             }
-            // No fsync here: restore() syncs the file once, after any replay, before it renames it into place.
+        }
+
+        @Override
+        public void close() throws IOException {
+            for (java.util.concurrent.Future<?> f : tasks) f.cancel(true);
+            writeback.stop();
+            try {
+                reader.close();
+            } finally {
+                ch.close();
+            }
         }
     }
 
@@ -415,7 +506,7 @@ public final class Restorer {
     private record PreparedWal(byte[] wal, WalMerger.Merged merged, String notMerged) {}
 
     /**
-     * Runs beside {@link #materialize} (thread {@code duckguard-restore-wal}): reads and checks the WAL up to the
+     * Runs beside the {@link Materialisation} (thread {@code duckguard-restore-wal}): reads and checks the WAL up to the
      * target, merges it, and loads DuckDB's driver and native library (best effort: a failure there is reported by
      * the connect that follows, as without this).
      */
@@ -479,7 +570,7 @@ public final class Restorer {
                         + " transactions failed (" + e.getMessage() + "); replaying them one by one");
                 Files.deleteIfExists(walFile);
                 Files.deleteIfExists(file);
-                materialize(m, file);
+                Materialisation.start(this, m, file).await();
             }
         }
         writeFile(walFile, wal);
@@ -504,7 +595,7 @@ public final class Restorer {
 
     /** A check of the replayed database before it is checkpointed. */
     @FunctionalInterface
-    private interface ReplayCheck {
+    interface ReplayCheck {
         void check(Connection c) throws SQLException, IOException;
     }
 
@@ -551,6 +642,12 @@ public final class Restorer {
      * that is short of the cut, DuckDB stopped early (a damaged length field looks like a torn tail to it):
      * report it instead of returning a database that silently lacks commits.
      *
+     * <p>The checkpoint is DuckDB's own at the close of its last connection, which then deletes the WAL. Not a
+     * CHECKPOINT statement: that one runs on a DuckDB worker while the calling thread polls for the result, one of
+     * the two cores spinning for the whole checkpoint (measured with perf: ~0.9 of a core for 0.6 s); at close the
+     * closing thread checkpoints itself, with the worker. DuckDB only logs a checkpoint that fails at close, so a
+     * WAL still there afterwards means it did not happen: then an explicit CHECKPOINT, whose error is reported.
+     *
      * @return how long DuckDB took to open the file, i.e. to replay the WAL (nanoseconds)
      */
     private long replayAndCheckpoint(DuckDbDriver duckdb, Path file, long walLength, Point p, ReplayCheck check)
@@ -566,11 +663,15 @@ public final class Restorer {
                         + " WAL bytes of epoch " + p.epoch() + ": the shipped WAL is damaged; restore an earlier point");
             }
             check.check(c);
-            try (Statement s = c.createStatement()) {
+            beforeCloseTap.check(c);
+        }
+        if (Files.exists(wal) && Files.size(wal) > 0) {
+            progress.accept("DuckDB did not checkpoint at close (its WAL is still there); running CHECKPOINT");
+            try (Connection c = duckdb.connect(file); Statement s = c.createStatement()) {
                 s.execute("CHECKPOINT");
             }
         }
-        if (Files.exists(wal)) Files.delete(wal); // checkpointed: the WAL holds nothing the file lacks
+        Files.deleteIfExists(wal); // checkpointed: the WAL holds nothing the file lacks
         return replayed;
     }
 

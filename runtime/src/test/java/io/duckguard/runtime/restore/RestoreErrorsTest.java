@@ -431,6 +431,26 @@ class RestoreErrorsTest {
     }
 
     @Test
+    void aCheckpointThatDoesNotHappenAtCloseIsRunExplicitly() throws Exception {
+        // The restore relies on DuckDB checkpointing when its last connection closes; DuckDB only logs a failure
+        // there. Here it is switched off on the replaying connection: the WAL is left, and the restore must notice
+        // and checkpoint explicitly, leaving the same database and no WAL beside it.
+        int n = 6;
+        Restorer r = new Restorer(history, progress::add);
+        r.beforeCloseTap = c -> {
+            try (java.sql.Statement s = c.createStatement()) {
+                s.execute("PRAGMA disable_checkpoint_on_shutdown");
+            }
+        };
+        Path out = tmp.resolve("explicit.duckdb");
+        r.restore(RestoreTarget.parse("commit:2." + n), out, false, duckdb);
+        assertTrue(progress.stream().anyMatch(l -> l.contains("did not checkpoint at close")), progress.toString());
+        assertFalse(Files.exists(Path.of(out + ".wal")), "WAL left beside the output");
+        assertEquals(recorded.states.get(2).get(n), RecordedHistory.fingerprint(out));
+        assertNothingLeftBeside(out);
+    }
+
+    @Test
     void aLongMaterialisingReportsHowFarItGot() throws Exception {
         // Paced to about half a second, reporting at every poll instead of every 2 s: the lines a long restore of a
         // large database prints while the user waits.
