@@ -130,10 +130,11 @@ class AgentBehaviourTest {
         Files.delete(db);
         Files.deleteIfExists(Path.of(db + ".wal"));
         Path restored = dir.resolve("restored.duckdb");
-        Cli.Result r = new Cli().workDir(dir).jvmArgs(AgentRuns.AWAIT_NATIVE_AES_GCM).run("restore", "--repository",
-                repo.toString(), "--key-file", key.toString(), "--output", restored.toString());
+        Cli.Result r = new Cli().workDir(dir).jvmArgs(AgentRuns.AWAIT_NATIVE_AES_GCM, AgentRuns.DEBUG).run("restore",
+                "--repository", repo.toString(), "--key-file", key.toString(), "--output", restored.toString());
         assertEquals(0, r.exitCode(), r::output);
         AgentRuns.assertNativeAesGcm(r);
+        AgentRuns.assertShortRunJit(r);
         Verification v = Inspections.inspect(ChildJvm.duckdbVersion(), restored, ack, false, "async").verification();
         assertEquals(List.of(), v.partial(), v.describe());
         assertEquals(List.of(), v.rolledBackButPresent(), v.describe());
@@ -265,10 +266,11 @@ class AgentBehaviourTest {
         Files.delete(db);
         Files.deleteIfExists(Path.of(db + ".wal"));
         Path restored = dir.resolve("restored.duckdb");
-        Cli.Result r = new Cli().javaHome(ChildJvm.JAVA_25).workDir(dir).jvmArgs(AgentRuns.AWAIT_NATIVE_AES_GCM)
+        Cli.Result r = new Cli().javaHome(ChildJvm.JAVA_25).workDir(dir).jvmArgs(AgentRuns.AWAIT_NATIVE_AES_GCM, AgentRuns.DEBUG)
                 .run("restore", "--repository", repo.toString(), "--key-file", key.toString(), "--output", restored.toString());
         assertEquals(0, r.exitCode(), r::output);
         AgentRuns.assertNativeAesGcm(r);
+        AgentRuns.assertShortRunJit(r);
         Verification v = Inspections.inspect(version, restored, ack, false, "java 25").verification();
         assertTrue(v.ok(), v.describe());
         assertTrue(v.acked() > 0);

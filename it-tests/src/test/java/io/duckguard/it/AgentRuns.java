@@ -21,6 +21,16 @@ final class AgentRuns {
      * the bundled library load from the real jar.
      */
     static final String AWAIT_NATIVE_AES_GCM = "-Dduckguard.test.warm-up-from-bytes=0";
+    static final String DEBUG = "-Dduckguard.debug=true";
+
+    /**
+     * The CLI restore kept C2 to the JDK's cryptography (cli.ShortRunJit): the agent jar's manifest opens the JDK
+     * internal it needs, and this JVM's diagnostic command took the directive. Needs {@link #DEBUG}.
+     */
+    static void assertShortRunJit(Cli.Result r) {
+        org.junit.jupiter.api.Assertions.assertTrue(r.stderr().stream()
+                .anyMatch(l -> l.contains("compiler directive added: C2 only for the JDK's cryptography")), r::output);
+    }
 
     /** The restore decrypted with the bundled native AES-GCM, and the JVM printed no warning about it (Java 24+). */
     static void assertNativeAesGcm(Cli.Result r) {
