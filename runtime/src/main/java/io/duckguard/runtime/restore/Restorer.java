@@ -206,7 +206,7 @@ public final class Restorer {
             }
             progress.accept(String.format("restoring '%s' to %s: snapshot %d (%.1f MB) + %d commits", history.name(), target,
                     p.epoch(), m.fileSize() / 1e6, p.commits()));
-            checkFreeSpace(parent, m, p, mat == null ? 0 : mat.done.get());
+            checkFreeSpace(parent, m, p, mat == null ? 0 : mat.claimed.get());
             if (mat == null) {
                 t = System.nanoTime();
                 mat = Materialisation.start(this, m, file);
@@ -262,7 +262,8 @@ public final class Restorer {
 
     /**
      * The scratch copy lives beside the output until the rename: it needs the snapshot's size, plus the WAL to
-     * replay once the restore point {@code p} is known, less what is {@code written} of it already. (DuckDB's
+     * replay once the restore point {@code p} is known, less what is {@code written} of it already (begun: a chunk
+     * being written has taken some of its space, never more). (DuckDB's
      * checkpoint may grow the file a little more; running out then is reported as a full disk.)
      */
     private static void checkFreeSpace(Path parent, Manifest m, Point p, long written) throws IOException {
@@ -294,6 +295,8 @@ public final class Restorer {
         private final FileChannel ch;
         private final List<java.util.concurrent.Future<?>> tasks;
         private final java.util.concurrent.atomic.AtomicLong done = new java.util.concurrent.atomic.AtomicLong();
+        /** Bytes of the chunks a worker has begun: the free space they take is already gone or going. */
+        private final java.util.concurrent.atomic.AtomicLong claimed = new java.util.concurrent.atomic.AtomicLong();
         private final long startNanos = System.nanoTime();
         private final EarlyWriteback writeback;
 
@@ -343,6 +346,7 @@ public final class Restorer {
                     mat.tasks.add(pool.submit(() -> {
                         if (waitForFastGcm) io.duckguard.runtime.crypto.AesGcmWarmUp.await(); // once ready, a join
                         io.duckguard.runtime.util.FaultInjection.restoreChunk();
+                        mat.claimed.addAndGet(ref.plainLength());
                         Packs.Reader.Buffers b = BUFFERS.get();
                         int n = mat.reader.read(ref, b);
                         ByteBuffer buf = ByteBuffer.wrap(b.plain, 0, n);
