@@ -196,7 +196,12 @@ public final class Restorer {
                     String.join(" ", THIS_PROCESS).getBytes(java.nio.charset.StandardCharsets.UTF_8));
             Path file = scratch.resolve(out.getFileName());
             long t = System.nanoTime();
-            if (early != null) mat = Materialisation.start(this, early, file);
+            // Flushed as it is written when nothing follows it; a snapshot that DuckDB replays commits onto is flushed
+            // during that replay instead, which runs on one core: PITR 2.60 vs 2.96 s (medians of 5 alternating runs).
+            if (early != null) {
+                boolean replayFollows = target.kind() == RestoreTarget.Kind.COMMIT && target.commit() > 0;
+                mat = Materialisation.start(this, early, file, !replayFollows);
+            }
             Point p = resolve(target);
             Manifest m = early != null && early.epoch() == p.epoch() ? early : history.readManifest(p.epoch());
             if (m != early && mat != null) { // not expected (resolve picks the same epoch); start over on the right one
@@ -209,7 +214,9 @@ public final class Restorer {
             checkFreeSpace(parent, m, p, mat == null ? 0 : mat.claimed.get());
             if (mat == null) {
                 t = System.nanoTime();
-                mat = Materialisation.start(this, m, file);
+                mat = Materialisation.start(this, m, file, p.commits() == 0);
+            } else if (p.commits() > 0) {
+                mat.stopFlushing(); // latest, with commits to replay
             }
             // The WAL to replay needs no file: read, check and merge it, and load DuckDB, on another thread while
             // the snapshot is materialised (PITR of 100k commits: ~0.2 s off the restore).
@@ -224,7 +231,14 @@ public final class Restorer {
                     m.fileSize() / 1e6, (System.nanoTime() - t) / 1e9, io.duckguard.runtime.crypto.NativeAesGcm.status()));
             // With no commit to replay the file is the snapshot itself, byte for byte (every chunk authenticated):
             // a checkpointed database as DuckDB left it. Opening it would only cost time.
-            if (wal != null) replay(duckdb, m, file, p, await(wal));
+            if (wal != null) {
+                Thread flush = flushInBackground(file);
+                try {
+                    replay(duckdb, m, file, p, await(wal));
+                } finally {
+                    joinQuietly(flush);
+                }
+            }
             try (FileChannel ch = FileChannel.open(file, StandardOpenOption.WRITE)) {
                 ch.force(true);
             }
@@ -300,7 +314,7 @@ public final class Restorer {
         private final long startNanos = System.nanoTime();
         private final EarlyWriteback writeback;
 
-        private Materialisation(Restorer restorer, Manifest m, Path file) throws IOException {
+        private Materialisation(Restorer restorer, Manifest m, Path file, boolean flushEarly) throws IOException {
             this.restorer = restorer;
             this.m = m;
             this.reader = new Packs.Reader(restorer.history.repository());
@@ -313,10 +327,12 @@ public final class Restorer {
             }
             this.ch = c;
             this.tasks = new ArrayList<>(m.chunks().size());
-            this.writeback = new EarlyWriteback(ch, done);
+            this.writeback = flushEarly ? new EarlyWriteback(ch, done) : null;
         }
 
-        static Materialisation start(Restorer restorer, Manifest m, Path file) throws IOException, CorruptObjectException {
+        /** @param flushEarly flush the file while it is written ({@link EarlyWriteback}); else nothing syncs it */
+        static Materialisation start(Restorer restorer, Manifest m, Path file, boolean flushEarly)
+                throws IOException, CorruptObjectException {
             List<BlockRef> chunks = m.chunks();
             long end = chunks.isEmpty() ? 0 : Manifest.chunkOffset(chunks.size() - 1) + chunks.get(chunks.size() - 1).plainLength();
             if (end != m.fileSize()) {
@@ -337,7 +353,7 @@ public final class Restorer {
             } else {
                 io.duckguard.runtime.crypto.AesGcmWarmUp.stop();
             }
-            Materialisation mat = new Materialisation(restorer, m, file);
+            Materialisation mat = new Materialisation(restorer, m, file, flushEarly);
             java.util.concurrent.ExecutorService pool = io.duckguard.runtime.snapshot.Snapshotter.workers();
             try {
                 for (int i = 0; i < chunks.size(); i++) {
@@ -383,15 +399,43 @@ public final class Restorer {
             }
         }
 
+        /** Stops flushing while writing (a replay follows after all); idempotent. */
+        void stopFlushing() {
+            if (writeback != null) writeback.stop();
+        }
+
         @Override
         public void close() throws IOException {
             for (java.util.concurrent.Future<?> f : tasks) f.cancel(true);
-            writeback.stop();
+            stopFlushing();
             try {
                 reader.close();
             } finally {
                 ch.close();
             }
+        }
+    }
+
+    /**
+     * Starts writing {@code file}'s dirty pages to disk on thread {@code duckguard-restore-flush} (daemon), while
+     * DuckDB replays onto it on one core: the checkpoint's fsync then finds little left. Errors are left to the
+     * final fsync, which reports them.
+     */
+    private static Thread flushInBackground(Path file) {
+        return io.duckguard.runtime.util.Threads.start("restore-flush", () -> {
+            try (FileChannel ch = FileChannel.open(file, StandardOpenOption.WRITE)) {
+                ch.force(false);
+            } catch (IOException e) {
+                // the final force reports it
+            }
+        });
+    }
+
+    private static void joinQuietly(Thread t) {
+        try {
+            t.join();
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
         }
     }
 
@@ -574,7 +618,7 @@ public final class Restorer {
                         + " transactions failed (" + e.getMessage() + "); replaying them one by one");
                 Files.deleteIfExists(walFile);
                 Files.deleteIfExists(file);
-                Materialisation.start(this, m, file).await();
+                Materialisation.start(this, m, file, false).await(); // DuckDB's checkpoint syncs it
             }
         }
         writeFile(walFile, wal);
