@@ -33,7 +33,8 @@ import java.util.function.Consumer;
 /**
  * Restores a database: snapshot n materialised into a scratch directory beside the output, WAL epoch n cut after
  * the target commit placed beside it, DuckDB opens it read-write and replays the WAL, duckguard checks the replay
- * reached the cut (DuckDB silently stops at a damaged length field), CHECKPOINT, then an atomic rename into place.
+ * reached the cut (DuckDB silently stops at a damaged length field), DuckDB checkpoints as it closes (an explicit
+ * CHECKPOINT if it did not), then an atomic rename into place.
  * The output is never touched unless every step succeeded.
  */
 public final class Restorer {
@@ -379,7 +380,10 @@ public final class Restorer {
             return mat;
         }
 
-        /** Waits until every chunk is written (no fsync: restore() syncs the file once, after any replay). */
+        /**
+         * Waits until every chunk is written, reporting progress, then closes this (no fsync here: restore() syncs
+         * the file once, after any replay).
+         */
         void await() throws IOException, CorruptObjectException {
             try {
                 long nextReport = startNanos + restorer.progressEveryNanos;
