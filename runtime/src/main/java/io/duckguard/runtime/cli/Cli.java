@@ -48,8 +48,8 @@ public final class Cli implements Callable<Integer> {
         // A restore or snapshot spends its first second in a cold JVM: start loading the native AES-GCM (or else
         // compiling the JDK's) on the other core before the arguments are even bound. It is ready at ~0.35 s, and a
         // large restore waits for it. Harmless if the arguments turn out to be wrong.
-        if (args.length > 0 && args[0].equals("restore")) ShortRunJit.apply(); // before anything gets hot
         if (args.length > 0 && (args[0].equals("restore") || args[0].equals("snapshot"))) {
+            ShortRunJit.apply(); // before anything gets hot
             io.duckguard.runtime.crypto.AesGcmWarmUp.start();
             // zstd-jni unpacks and loads its native library when first used: ~70 ms that reading the manifest would
             // otherwise wait for on this thread (measured with -Xlog:class+load). A failure shows at that first use.
