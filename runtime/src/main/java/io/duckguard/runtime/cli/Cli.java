@@ -45,18 +45,20 @@ public final class Cli implements Callable<Integer> {
     }
 
     public static int run(String[] args) {
+        String verb = args.length > 0 ? args[0] : "";
+        // Short runs whose bulk work is native or JDK crypto: C2 off the rest, before anything gets hot.
+        if (verb.equals("restore") || verb.equals("snapshot") || verb.equals("verify")) ShortRunJit.apply();
         // A restore or snapshot spends its first second in a cold JVM: start loading the native AES-GCM (or else
         // compiling the JDK's) on the other core before the arguments are even bound. It is ready at ~0.35 s, and a
         // large restore waits for it. Harmless if the arguments turn out to be wrong.
-        if (args.length > 0 && (args[0].equals("restore") || args[0].equals("snapshot"))) {
-            ShortRunJit.apply(); // before anything gets hot
+        if (verb.equals("restore") || verb.equals("snapshot")) {
             io.duckguard.runtime.crypto.AesGcmWarmUp.start();
             // zstd-jni unpacks and loads its native library when first used: ~70 ms that reading the manifest would
             // otherwise wait for on this thread (measured with -Xlog:class+load). A failure shows at that first use.
             io.duckguard.runtime.util.Threads.start("zstd-load", () -> com.github.luben.zstd.Zstd.isError(0));
         }
         // A well-formed verb line is bound without picocli's model (FastArgs); help, mistakes and keys get picocli.
-        java.util.function.Supplier<Object> verbCommand = VERBS.get(args.length > 0 ? args[0] : "");
+        java.util.function.Supplier<Object> verbCommand = VERBS.get(verb);
         if (verbCommand != null && verbCommand.get() instanceof Verb v
                 && FastArgs.bind(v, java.util.Arrays.copyOfRange(args, 1, args.length))) {
             v.out = new PrintWriter(System.out, true);
@@ -71,7 +73,6 @@ public final class Cli implements Callable<Integer> {
         CommandLine cl = new CommandLine(new Cli());
         // picocli reflects over every subcommand it is given: all of them cost 0.24 s in a cold JVM, one 0.14-0.19 s.
         // So a known verb gets only its own; anything else (help, no verb, a typo) gets all, for usage and hints.
-        String verb = args.length > 0 ? args[0] : "";
         VERBS.forEach((name, make) -> {
             if (name.equals(verb) || !VERBS.containsKey(verb)) cl.addSubcommand(name, make.get());
         });
