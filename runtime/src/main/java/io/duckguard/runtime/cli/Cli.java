@@ -399,5 +399,4 @@ public final class Cli implements Callable<Integer> {
             return res.passed() ? 0 : 1;
         }
     }
-
 }

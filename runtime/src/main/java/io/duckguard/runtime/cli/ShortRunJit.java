@@ -7,8 +7,8 @@ import java.nio.file.Path;
 
 /**
  * Keeps HotSpot's optimising compiler (C2) off duckguard's and the JDK's general code in a CLI restore, snapshot or
- * verify: a run of a few seconds whose bulk work is native (AES-GCM, zstd, DuckDB) or JDK crypto does not earn back what C2
- * spends compiling.
+ * verify: a run of a few seconds whose bulk work is native (AES-GCM, zstd, DuckDB) or JDK crypto does not earn back
+ * what C2 spends compiling.
  *
  * <p>Measured on the benchmark's point-in-time restore (1 GB snapshot + 100k commits, 2 cores): C2 compiled for
  * ~1 s of CPU, most of it in the first 1.5 s while the snapshot was being materialised on both cores (JDK

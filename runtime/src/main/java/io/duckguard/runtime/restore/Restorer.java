@@ -50,6 +50,8 @@ public final class Restorer {
     java.util.function.UnaryOperator<byte[]> mergedWalTap = java.util.function.UnaryOperator.identity();
     /** Tests only: runs on DuckDB's connection after the replay's checks, before the close that checkpoints. */
     ReplayCheck beforeCloseTap = c -> { };
+    /** Tests only: runs once a snapshot known early has started materialising, before the target is resolved. */
+    Runnable afterEarlyStartTap = () -> { };
     private final Consumer<String> progress;
     /** How often a long materialising reports how far it got (tests shorten it). */
     long progressEveryNanos = 2_000_000_000L;
@@ -202,10 +204,11 @@ public final class Restorer {
             if (early != null) {
                 boolean replayFollows = target.kind() == RestoreTarget.Kind.COMMIT && target.commit() > 0;
                 mat = Materialisation.start(this, early, file, !replayFollows);
+                afterEarlyStartTap.run();
             }
             Point p = resolve(target);
             Manifest m = early != null && early.epoch() == p.epoch() ? early : history.readManifest(p.epoch());
-            if (m != early && mat != null) { // not expected (resolve picks the same epoch); start over on the right one
+            if (m != early && mat != null) { // latest, and the agent completed a newer snapshot meanwhile: use that one
                 mat.close();
                 Files.deleteIfExists(file);
                 mat = null;
@@ -277,9 +280,9 @@ public final class Restorer {
 
     /**
      * The scratch copy lives beside the output until the rename: it needs the snapshot's size, plus the WAL to
-     * replay once the restore point {@code p} is known, less what is {@code written} of it already (begun: a chunk
-     * being written has taken some of its space, never more). (DuckDB's
-     * checkpoint may grow the file a little more; running out then is reported as a full disk.)
+     * replay once the restore point {@code p} is known, less what is {@code written} of it already (chunks begun: one
+     * being written has taken some of its space, never more). DuckDB's checkpoint may grow the file a little more;
+     * running out then is reported as a full disk.
      */
     private static void checkFreeSpace(Path parent, Manifest m, Point p, long written) throws IOException {
         boolean withWal = p != null && p.commits() > 0;

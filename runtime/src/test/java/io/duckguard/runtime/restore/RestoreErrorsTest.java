@@ -431,6 +431,30 @@ class RestoreErrorsTest {
     }
 
     @Test
+    void latestFollowsASnapshotCompletedWhileTheRestoreStarts() throws Exception {
+        // "latest" starts materialising the newest snapshot before it reads any WAL log. If the agent completes a
+        // newer one in between (a live repository), the restore must drop what it began and restore the newer one.
+        Path manifest3 = history.epochDir(3).resolve("manifest");
+        Path hidden = history.epochDir(3).resolve("manifest.hidden");
+        Files.move(manifest3, hidden);
+        Restorer r = new Restorer(history, progress::add);
+        r.afterEarlyStartTap = () -> {
+            try {
+                Files.move(hidden, manifest3); // snapshot 3 "completes" now
+            } catch (IOException e) {
+                throw new java.io.UncheckedIOException(e);
+            }
+        };
+        Path out = tmp.resolve("latest-moved.duckdb");
+        Restorer.Result res = r.restore(RestoreTarget.parse("latest"), out, false, duckdb);
+        assertEquals(3, res.epoch());
+        assertEquals(recorded.last(), RecordedHistory.fingerprint(out));
+        // Right the first time: not rescued by the fallback that materialises again after a failed replay.
+        assertTrue(progress.stream().noneMatch(l -> l.contains("failed")), progress.toString());
+        assertNothingLeftBeside(out);
+    }
+
+    @Test
     void aCheckpointThatDoesNotHappenAtCloseIsRunExplicitly() throws Exception {
         // The restore relies on DuckDB checkpointing when its last connection closes; DuckDB only logs a failure
         // there. Here it is switched off on the replaying connection: the WAL is left, and the restore must notice
