@@ -46,11 +46,7 @@ public final class AesGcmWarmUp {
             start();
             t = thread;
         }
-        try {
-            t.join();
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-        }
+        Threads.joinQuietly(t);
     }
 
     private static void run() {

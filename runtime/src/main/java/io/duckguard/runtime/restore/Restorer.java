@@ -240,7 +240,7 @@ public final class Restorer {
                 try {
                     replay(duckdb, m, file, p, await(wal));
                 } finally {
-                    joinQuietly(flush);
+                    io.duckguard.runtime.util.Threads.joinQuietly(flush);
                 }
             }
             try (FileChannel ch = FileChannel.open(file, StandardOpenOption.WRITE)) {
@@ -438,14 +438,6 @@ public final class Restorer {
         });
     }
 
-    private static void joinQuietly(Thread t) {
-        try {
-            t.join();
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-        }
-    }
-
     /**
      * Flushes the file being materialised every {@value #WRITEBACK_BYTES} bytes while the workers go on writing, so
      * that the disk writes overlap the decryption and the final fsync finds little left to do (Java has no
@@ -478,11 +470,7 @@ public final class Restorer {
 
         void stop() {
             stopped = true;
-            try {
-                thread.join();
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-            }
+            io.duckguard.runtime.util.Threads.joinQuietly(thread);
         }
     }
 

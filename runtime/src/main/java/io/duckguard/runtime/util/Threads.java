@@ -30,4 +30,13 @@ public final class Threads {
         t.setUncaughtExceptionHandler((th, e) -> Log.error("thread " + th.getName() + " died", e));
         return t;
     }
+
+    /** Waits for {@code t} to end; an interrupt ends the wait early and stays set on the calling thread. */
+    public static void joinQuietly(Thread t) {
+        try {
+            t.join();
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+    }
 }

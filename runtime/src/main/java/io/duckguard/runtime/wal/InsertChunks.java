@@ -4,6 +4,7 @@ import static io.duckguard.runtime.wal.WalMerger.field;
 import static io.duckguard.runtime.wal.WalMerger.varint;
 
 import io.duckguard.runtime.util.Bytes;
+import io.duckguard.runtime.util.DuckDbChecksum;
 import java.io.ByteArrayOutputStream;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -242,7 +243,7 @@ final class InsertChunks {
         byte[] payload = p.toByteArray();
         byte[] head = new byte[16];
         Bytes.putLongLE(head, 0, payload.length);
-        Bytes.putLongLE(head, 8, io.duckguard.runtime.util.DuckDbChecksum.of(payload, 0, payload.length));
+        Bytes.putLongLE(head, 8, DuckDbChecksum.of(payload, 0, payload.length));
         out.write(head, 0, 16);
         out.write(payload, 0, payload.length);
     }
